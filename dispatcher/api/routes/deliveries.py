@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from ..auth import StoreDep, SubscriberOrAdmin
+from ..paging import PageParams, as_utc, listing, page_params
+from ..schemas import AttemptOut, DeliveryOut, Listing
+
+router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+Status = Literal["pending", "succeeded", "failed", "held", "cancelled"]
+
+
+@router.get("", response_model=Listing[DeliveryOut])
+async def list_deliveries(
+    who: SubscriberOrAdmin, store: StoreDep,
+    page: Annotated[PageParams, Depends(page_params("dlv"))],
+    status: Status | None = None,
+    subscription_id: Annotated[str | None, Query(max_length=40)] = None,
+    event_type: Annotated[str | None, Query(max_length=128)] = None,
+    since: Annotated[datetime | None, Query(description="created at or after")] = None,
+    until: Annotated[datetime | None, Query(description="created before")] = None,
+) -> dict:
+    found = await store.list_deliveries(
+        who.owner_filter, status=status, subscription_id=subscription_id,
+        event_type=event_type, since=as_utc(since), until=as_utc(until),
+        cursor=page.cursor, limit=page.limit, order=page.order,
+    )
+    return listing(found, lambda r: r)
+
+
+@router.get("/{delivery_id}", response_model=DeliveryOut)
+async def get_delivery(delivery_id: str, who: SubscriberOrAdmin, store: StoreDep) -> dict:
+    return await store.get_delivery(delivery_id, who.owner_filter)
+
+
+@router.get("/{delivery_id}/attempts", response_model=Listing[AttemptOut])
+async def list_attempts(
+    delivery_id: str, who: SubscriberOrAdmin, store: StoreDep,
+    page: Annotated[PageParams, Depends(page_params("att"))],
+) -> dict:
+    found = await store.list_attempts(
+        delivery_id, who.owner_filter, page.cursor, page.limit, page.order
+    )
+    return listing(found, lambda r: r)
+
+
+@router.post("/{delivery_id}/retry", status_code=202, response_model=DeliveryOut)
+async def retry_delivery(delivery_id: str, who: SubscriberOrAdmin, store: StoreDep) -> dict:
+    """One more attempt now (trigger ``manual``), whatever the status."""
+    return await store.retry_now(delivery_id, who.owner_filter)

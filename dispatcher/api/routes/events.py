@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from ... import event_types
+from ..auth import Publisher, StoreDep
+from ..errors import ApiError
+from ..paging import PageParams, as_utc, listing, page_params
+from ..schemas import DeliveryOut, EventAccepted, EventIn, EventOut, Listing
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+
+def _event_out(row: dict) -> dict:
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "created_at": row["created_at"],
+        "data": json.loads(row["payload"])["data"],
+    }
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=EventAccepted,
+    responses={200: {"model": EventAccepted, "description": "a repeated Idempotency-Key"}},
+)
+async def post_event(
+    body: EventIn, who: Publisher, store: StoreDep, request: Request,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
+    """Accept an event: it and its deliveries are committed before this answers 202."""
+    settings = request.state.settings
+    event, created = await store.accept_event(
+        who.key_id, body.type, body.data, idempotency_key or None,
+        settings.idempotency_ttl_seconds,
+    )
+    out = EventAccepted.model_validate(event)
+    return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
+
+
+@router.get("", response_model=Listing[EventOut])
+async def list_events(
+    who: Publisher, store: StoreDep,
+    page: Annotated[PageParams, Depends(page_params("evt"))],
+    type: Annotated[str | None, Query(max_length=128)] = None,
+    after: datetime | None = None,
+    before: datetime | None = None,
+) -> dict:
+    if type is not None and not event_types.is_valid_type(type):
+        raise ApiError(400, "invalid_parameter", "type is not a valid event type name")
+    found = await store.list_events(
+        who.owner_filter, type, as_utc(after), as_utc(before), page.cursor, page.limit,
+        page.order,
+    )
+    return listing(found, _event_out)
+
+
+@router.get("/{event_id}", response_model=EventOut)
+async def get_event(event_id: str, who: Publisher, store: StoreDep) -> dict:
+    return _event_out(await store.get_event(event_id, who.owner_filter))
+
+
+@router.get("/{event_id}/deliveries", response_model=Listing[DeliveryOut])
+async def event_deliveries(
+    event_id: str, who: Publisher, store: StoreDep,
+    page: Annotated[PageParams, Depends(page_params("dlv"))],
+) -> dict:
+    await store.get_event(event_id, who.owner_filter)
+    found = await store.list_deliveries(
+        None, event_id=event_id, cursor=page.cursor, limit=page.limit, order=page.order
+    )
+    return listing(found, lambda r: r)

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from ..errors import error_response
+from ..schemas import ErrorOut
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    """200 while the process runs."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"model": ErrorOut}})
+async def readyz(request: Request) -> JSONResponse:
+    """200 when the database answers and the worker loop (if this process runs one) is alive."""
+    runtime = request.state.runtime
+    try:
+        await runtime.store.ping()
+    except Exception:
+        return error_response(503, "database_unavailable", "the database does not answer")
+    if not runtime.worker_alive:
+        return error_response(503, "worker_stopped", "the delivery worker is not running")
+    return JSONResponse({"status": "ready"})

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+
+from ... import ids, sender
+from ...models import utcnow
+from ...policy import Verdict, classify
+from ...store import encode_payload, valid_keys
+from ...targets import InvalidTarget, check_url
+from ..auth import StoreDep, SubscriberOrAdmin
+from ..errors import ApiError
+from ..paging import PageParams, listing, page_params
+from ..schemas import (
+    Listing,
+    RotateIn,
+    SubscriptionIn,
+    SubscriptionOut,
+    SubscriptionPatch,
+    TestIn,
+    TestOut,
+)
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+NOT_NULL = ("url", "event_types", "headers", "enabled")
+
+
+def _checked_url(request: Request, url: str) -> str:
+    try:
+        return check_url(url, request.state.settings.allow_private_targets)
+    except InvalidTarget as exc:
+        raise ApiError(422, "invalid_url", str(exc)) from None
+
+
+@router.post("", status_code=201, response_model=SubscriptionOut)
+async def create_subscription(
+    body: SubscriptionIn, who: SubscriberOrAdmin, store: StoreDep, request: Request
+) -> SubscriptionOut:
+    fields = body.model_dump()
+    fields["url"] = _checked_url(request, body.url)
+    return SubscriptionOut.of(await store.create_subscription(who.key_id, fields))
+
+
+@router.get("", response_model=Listing[SubscriptionOut])
+async def list_subscriptions(
+    who: SubscriberOrAdmin, store: StoreDep,
+    page: Annotated[PageParams, Depends(page_params("sub"))],
+) -> dict:
+    found = await store.list_subscriptions(who.owner_filter, page.cursor, page.limit, page.order)
+    return listing(found, SubscriptionOut.of)
+
+
+@router.get("/{sub_id}", response_model=SubscriptionOut)
+async def get_subscription(sub_id: str, who: SubscriberOrAdmin, store: StoreDep) -> SubscriptionOut:
+    return SubscriptionOut.of(await store.get_subscription(sub_id, who.owner_filter))
+
+
+@router.patch("/{sub_id}", response_model=SubscriptionOut)
+async def update_subscription(
+    sub_id: str, body: SubscriptionPatch, who: SubscriberOrAdmin, store: StoreDep,
+    request: Request,
+) -> SubscriptionOut:
+    """Change fields; ``{"enabled": true}`` re-enables and releases held deliveries."""
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    for name in NOT_NULL:
+        if name in changes and changes[name] is None:
+            raise ApiError(422, "validation_error", f"{name}: may not be null")
+    if "secret" in changes and changes["secret"] is None:
+        raise ApiError(422, "validation_error", "secret: may not be null; use rotate-secret")
+    if "description" in changes and changes["description"] is None:
+        changes["description"] = ""
+    if "url" in changes:
+        changes["url"] = _checked_url(request, changes["url"])
+    return SubscriptionOut.of(await store.update_subscription(sub_id, who.owner_filter, changes))
+
+
+@router.delete("/{sub_id}", status_code=204)
+async def delete_subscription(sub_id: str, who: SubscriberOrAdmin, store: StoreDep) -> Response:
+    """Delete it; its open deliveries become ``cancelled``, history is kept."""
+    await store.delete_subscription(sub_id, who.owner_filter)
+    return Response(status_code=204)
+
+
+@router.post("/{sub_id}/rotate-secret", response_model=SubscriptionOut)
+async def rotate_secret(
+    sub_id: str, who: SubscriberOrAdmin, store: StoreDep,
+    body: Annotated[RotateIn | None, Body()] = None,
+) -> SubscriptionOut:
+    """A new secret; the old one keeps signing too for ``grace_period_seconds``."""
+    body = body or RotateIn()
+    row = await store.rotate_secret(
+        sub_id, who.owner_filter, body.grace_period_seconds, body.secret
+    )
+    return SubscriptionOut.of(row)
+
+
+@router.post("/{sub_id}/test", response_model=TestOut)
+async def test_subscription(
+    sub_id: str, who: SubscriberOrAdmin, store: StoreDep, request: Request,
+    body: Annotated[TestIn | None, Body()] = None,
+) -> TestOut:
+    """Send one signed request now, through the shared client, and report the answer.
+
+    It creates no event and no delivery.
+    """
+    body = body or TestIn()
+    sub = await store.get_subscription(sub_id, who.owner_filter)
+    now = utcnow()
+    answer = await sender.send(
+        request.state.http_client,
+        sub["url"],
+        ids.new_id("evt"),
+        encode_payload(body.type, now, body.data),
+        valid_keys(sub["secrets"], now),
+        sub["headers"],
+        request.state.settings.delivery_timeout_seconds,
+    )
+    ok = classify(answer.status_code) is Verdict.SUCCEEDED
+    return TestOut(
+        status_code=answer.status_code,
+        duration_ms=answer.duration_ms,
+        response_body=answer.body,
+        error=answer.error,
+        outcome="succeeded" if ok else "failed",
+    )

@@ -1,0 +1,61 @@
+"""Settings, read from the environment (prefix ``DISPATCHER_``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Standard Webhooks' example schedule: 5 s, 5 m, 30 m, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
+    5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DISPATCHER_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./dispatcher.db"
+    admin_token: str | None = Field(default=None, min_length=16)
+    allow_private_targets: bool = False
+    retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    delivery_timeout_seconds: float = Field(default=15.0, gt=0)
+    max_payload_bytes: int = Field(default=256 * 1024, gt=0)
+    disable_after_seconds: float = Field(default=5 * 24 * 3600, gt=0)
+    worker_concurrency: int = Field(default=64, ge=1, le=10_000)
+    claim_batch_size: int = Field(default=200, ge=1, le=5_000)
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    http_max_connections: int = Field(default=256, ge=1)
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+    idempotency_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "info"
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return tuple(float(p) for p in parts)
+            except ValueError as exc:
+                raise ValueError(
+                    "retry_schedule must be comma-separated seconds, e.g. 5,300,1800"
+                ) from exc
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(d < 0 for d in value):
+            raise ValueError("retry_schedule delays must be >= 0")
+        return value
+
+    @property
+    def lease_seconds(self) -> float:
+        # The contract: a dead worker's delivery is retried at most 2 x timeout + 10 s later.
+        return 2 * self.delivery_timeout_seconds + 10

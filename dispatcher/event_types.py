@@ -1,0 +1,34 @@
+"""Event type names and the subscription patterns that select them.
+
+A pattern is ``*`` (everything), an exact type, or ``prefix.*`` (any type below
+``prefix``, one or more further segments).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+TYPE_MAX_LENGTH = 128
+TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+PATTERN_PATTERN = re.compile(r"^(\*|[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*(\.\*)?)$")
+
+
+def is_valid_type(name: str) -> bool:
+    return len(name) <= TYPE_MAX_LENGTH and TYPE_PATTERN.match(name) is not None
+
+
+def is_valid_pattern(pattern: str) -> bool:
+    return len(pattern) <= TYPE_MAX_LENGTH and PATTERN_PATTERN.match(pattern) is not None
+
+
+def matches(pattern: str, event_type: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+def matches_any(patterns: Iterable[str], event_type: str) -> bool:
+    return any(matches(p, event_type) for p in patterns)

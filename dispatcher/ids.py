@@ -1,0 +1,44 @@
+"""Prefixed, time-ordered identifiers: ``evt_`` + 26 base32 characters.
+
+48 bits of millisecond time then 80 random bits, so ``ORDER BY id`` is creation order and a
+list cursor is simply the last id seen. Within one millisecond a process increments the
+random part, so its ids stay strictly increasing.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+_RANDOM_BITS = 80
+_lock = threading.Lock()
+_last = 0
+
+PREFIXES = ("sub", "evt", "dlv", "att", "key")
+ID_PATTERN = re.compile(r"^(sub|evt|dlv|att|key)_[0-9a-hjkmnp-tv-z]{26}$")
+
+
+def _encode(value: int) -> str:
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str) -> str:
+    global _last
+    millis = time.time_ns() // 1_000_000
+    value = (millis << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
+    with _lock:
+        if value <= _last:
+            value = _last + 1
+        _last = value
+    return f"{prefix}_{_encode(value)}"
+
+
+def is_id(value: str, prefix: str) -> bool:
+    return value.startswith(prefix + "_") and ID_PATTERN.match(value) is not None

@@ -1,0 +1,138 @@
+"""The tables. The schema itself is created only by the Alembic migrations in migrations/."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on engines that keep a zone and ones that do not."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite stores text: keep it zone-less so that string order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=40)
+    role: str = Field(max_length=16)
+    name: str = Field(max_length=200)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _ts()
+    deleted_at: datetime | None = _ts(nullable=True)
+
+
+class Subscription(SQLModel, table=True):
+    __tablename__ = "subscription"
+    __table_args__ = (sa.Index("ix_subscription_owner_id", "owner", "id"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    owner: str = Field(max_length=40)  # id of the API key that created it
+    url: str = Field(max_length=2048)
+    event_types: list[str] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    headers: dict[str, str] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    description: str = Field(default="", max_length=1000)
+    # [{"secret": "whsec_…", "expires_at": null | RFC 3339}], newest first
+    secrets: list[dict[str, Any]] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=32)
+    rate_limit_per_second: int | None = None
+    failing_since: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    deleted_at: datetime | None = _ts(nullable=True)
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "event"
+    __table_args__ = (
+        sa.UniqueConstraint("publisher", "idempotency_key", name="uq_event_idempotency"),
+        sa.Index("ix_event_type_id", "type", "id"),
+        sa.Index("ix_event_publisher_id", "publisher", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    type: str = Field(max_length=128)
+    # The exact body bytes every subscriber receives: {"type","timestamp","data"}.
+    payload: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    publisher: str = Field(max_length=40)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _ts()
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "delivery"
+    __table_args__ = (
+        sa.Index("ix_delivery_due", "status", "next_attempt_at"),
+        sa.Index("ix_delivery_status_id", "status", "id"),
+        sa.Index("ix_delivery_subscription_id", "subscription_id", "id"),
+        sa.Index("ix_delivery_event_id", "event_id", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    event_id: str = Field(max_length=40)
+    event_type: str = Field(max_length=128)
+    subscription_id: str = Field(max_length=40)
+    status: str = Field(max_length=16)  # pending | succeeded | failed | held | cancelled
+    attempts: int = 0
+    retry_base: int = 0  # attempts made before the current retry round (replays reset it)
+    next_trigger: str = Field(default="scheduled", max_length=16)
+    resume_status: str | None = Field(default=None, max_length=16)  # after a manual attempt
+    next_attempt_at: datetime | None = _ts(nullable=True)
+    lease_until: datetime | None = _ts(nullable=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Attempt(SQLModel, table=True):
+    __tablename__ = "attempt"
+    __table_args__ = (sa.Index("ix_attempt_delivery_number", "delivery_id", "number"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    delivery_id: str = Field(max_length=40)
+    number: int
+    trigger: str = Field(max_length=16)
+    started_at: datetime = _ts()
+    duration_ms: int
+    status_code: int | None = None
+    response_body: str | None = None
+    error: str | None = Field(default=None, max_length=1000)
+    outcome: str = Field(max_length=16)
+
+
+api_key_table: sa.Table = ApiKey.__table__  # type: ignore[assignment]
+subscription_table: sa.Table = Subscription.__table__  # type: ignore[assignment]
+event_table: sa.Table = Event.__table__  # type: ignore[assignment]
+delivery_table: sa.Table = Delivery.__table__  # type: ignore[assignment]
+attempt_table: sa.Table = Attempt.__table__  # type: ignore[assignment]

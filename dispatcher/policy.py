@@ -1,0 +1,120 @@
+"""What happens after an attempt: succeeded, retry at a later time, or failed.
+
+Pure decisions, no I/O. ``classify`` reads a receiver's answer the way the contract says;
+``RetryPolicy`` is a tenacity policy (retry predicate, stop condition, wait schedule)
+evaluated on the delivery's attempt history. It returns a delay that the store persists as
+``next_attempt_at``; nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
+from tenacity.wait import wait_base
+
+
+class Verdict(enum.Enum):
+    SUCCEEDED = "succeeded"
+    RETRYABLE = "retryable"  # 408, 425, 429, 5xx, timeouts, connection errors
+    FAILED = "failed"  # 3xx (not followed), other 4xx: the same request will fail again
+    GONE = "gone"  # 410: fail and disable the subscription
+
+
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+RETRY_AFTER_STATUS = frozenset({429, 503})
+
+
+def classify(status_code: int | None) -> Verdict:
+    """The verdict on one attempt; ``None`` means no answer (timeout, connection error)."""
+    if status_code is None:
+        return Verdict.RETRYABLE
+    if 200 <= status_code < 300:
+        return Verdict.SUCCEEDED
+    if status_code == 410:
+        return Verdict.GONE
+    if status_code in RETRYABLE_STATUS or 500 <= status_code < 600:
+        return Verdict.RETRYABLE
+    return Verdict.FAILED
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds from ``now`` that a ``Retry-After`` header asks for (delta or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt produced, as the policy sees it."""
+
+    status_code: int | None
+    retry_after: float | None = None  # seconds, already parsed
+
+    @property
+    def verdict(self) -> Verdict:
+        return classify(self.status_code)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    status: str  # "succeeded" | "pending" | "failed"
+    delay: float | None = None  # seconds until the next attempt, when pending
+    gone: bool = False  # the receiver answered 410: disable the subscription
+
+
+class wait_schedule(wait_base):
+    """The n-th retry waits ``schedule[n-1]`` ± jitter; ``Retry-After`` overrides, capped."""
+
+    def __init__(self, schedule: tuple[float, ...], jitter: float, rng: random.Random) -> None:
+        self.schedule = schedule
+        self.jitter = jitter
+        self.rng = rng
+        self.cap = max(schedule, default=0.0)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome: Outcome = retry_state.outcome.result()  # type: ignore[union-attr]
+        if outcome.retry_after is not None:
+            return min(outcome.retry_after, self.cap)
+        base = self.schedule[min(retry_state.attempt_number, len(self.schedule)) - 1]
+        return base * (1 + self.rng.uniform(-self.jitter, self.jitter))
+
+
+class RetryPolicy:
+    def __init__(
+        self, schedule: tuple[float, ...], jitter: float = 0.2, rng: random.Random | None = None
+    ) -> None:
+        self.schedule = schedule
+        self._retrying = Retrying(
+            retry=retry_if_result(lambda o: o.verdict is Verdict.RETRYABLE),
+            stop=stop_after_attempt(len(schedule) + 1),
+            wait=wait_schedule(schedule, jitter, rng or random.Random()),
+        )
+
+    def next_step(self, attempt_number: int, outcome: Outcome) -> Step:
+        """Decide after attempt ``attempt_number`` (1-based, counted in this retry round)."""
+        verdict = outcome.verdict
+        if verdict is Verdict.SUCCEEDED:
+            return Step("succeeded")
+        if verdict is Verdict.GONE:
+            return Step("failed", gone=True)
+        state = RetryCallState(self._retrying, None, (), {})
+        state.attempt_number = attempt_number
+        state.set_result(outcome)
+        if not self._retrying.retry(state) or self._retrying.stop(state):
+            return Step("failed")
+        return Step("pending", delay=self._retrying.wait(state))

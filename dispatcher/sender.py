@@ -1,0 +1,100 @@
+"""One signed POST to a subscriber, under one overall deadline, and what came back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+import httpx
+
+from . import __version__
+from .models import utcnow
+from .signing import signature_header
+
+MAX_RESPONSE_BYTES = 4096
+USER_AGENT = f"dispatcher/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None  # None: no answer (timeout, connection error)
+    body: str | None
+    error: str | None
+    retry_after: str | None
+    location: str | None
+
+
+def request_headers(
+    msg_id: str, keys: list[bytes], payload: bytes, extra: dict[str, str], timestamp: int
+) -> dict[str, str]:
+    return {
+        **extra,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(keys, msg_id, timestamp, payload),
+    }
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, secret-free description: the deepest cause says the most."""
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text = str(root) or type(root).__name__
+    return f"{type(root).__name__}: {text}"[:500]
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+async def send(
+    client: httpx.AsyncClient,
+    url: str,
+    msg_id: str,
+    payload: bytes,
+    keys: list[bytes],
+    extra_headers: dict[str, str],
+    deadline: float,
+) -> Response:
+    started_at = utcnow()
+    start = time.perf_counter()
+    headers = request_headers(msg_id, keys, payload, extra_headers, int(time.time()))
+    status_code = None
+    body = error = retry_after = location = None
+    try:
+        async with asyncio.timeout(deadline):
+            async with client.stream("POST", url, content=payload, headers=headers) as resp:
+                status_code = resp.status_code
+                retry_after = resp.headers.get("retry-after")
+                location = resp.headers.get("location")
+                raw = await _read_at_most(resp, MAX_RESPONSE_BYTES)
+                body = raw.decode("utf-8", errors="replace")
+    except TimeoutError:
+        error = f"timeout: no complete answer within {deadline:g} s"
+        if status_code is not None:
+            # The status line arrived but the body did not: still the receiver's verdict.
+            error = f"timeout reading the response body after {deadline:g} s"
+    except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
+        if status_code is None:
+            error = describe_error(exc)
+        else:
+            error = "error reading the response body: " + describe_error(exc)
+    if status_code is not None and 300 <= status_code < 400 and error is None:
+        error = f"redirect not followed (location: {location})"[:500]
+    duration_ms = int((time.perf_counter() - start) * 1000)
+    return Response(started_at, duration_ms, status_code, body, error, retry_after, location)

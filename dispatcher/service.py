@@ -1,0 +1,67 @@
+"""What a process runs: the engine, the store, the one HTTP client, and optionally workers.
+
+Used by the API's lifespan (``dispatcher serve`` / ``dispatcher api``) and by
+``dispatcher worker``, so both start and stop the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from .config import Settings
+from .database import make_engine
+from .store import Store
+from .transport import make_http_client
+from .worker import Worker
+
+log = logging.getLogger("dispatcher")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    http_client: httpx.AsyncClient
+    worker: Worker | None = None
+    worker_task: asyncio.Task[None] | None = None
+
+    @property
+    def worker_alive(self) -> bool:
+        return self.worker_task is None or not self.worker_task.done()
+
+
+@asynccontextmanager
+async def running(settings: Settings, *, workers: bool) -> AsyncIterator[Runtime]:
+    engine = make_engine(settings)
+    store = Store(engine)
+    client = make_http_client(settings)
+    runtime = Runtime(settings, store, client)
+    try:
+        if workers:
+            runtime.worker = Worker(store, client, settings)
+            runtime.worker_task = asyncio.create_task(runtime.worker.run(), name="worker")
+        yield runtime
+    finally:
+        if runtime.worker is not None and runtime.worker_task is not None:
+            runtime.worker.stop()
+            try:
+                await asyncio.wait_for(
+                    asyncio.shield(runtime.worker_task), settings.delivery_timeout_seconds + 5
+                )
+            except TimeoutError:
+                runtime.worker_task.cancel()
+                await asyncio.gather(runtime.worker_task, return_exceptions=True)
+            except Exception:
+                log.exception("the worker stopped with an error")
+            try:
+                await store.release_leases(runtime.worker.owner)
+            except Exception:
+                log.exception("could not release leases; they will expire")
+        await client.aclose()
+        await engine.dispose()

@@ -1,0 +1,647 @@
+"""All reads and writes of the database go through here.
+
+``accept_event`` stores an event and its deliveries in one transaction; ``claim_due``
+leases due deliveries for a worker; ``record_attempts`` stores a batch of attempts and the
+deliveries' new states in one transaction. The rest serves the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import event_types, ids
+from .database import Wakeup, claim_statement, writer
+from .models import (
+    api_key_table,
+    attempt_table,
+    delivery_table,
+    event_table,
+    subscription_table,
+    utcnow,
+)
+from .signing import generate_secret, secret_key
+
+OPEN_STATUSES = ("pending", "held")
+
+
+class NotFound(Exception):
+    """The row does not exist, or the caller may not see it."""
+
+
+class Conflict(Exception):
+    """The request cannot be done in the row's present state."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def hash_key(plain: str) -> str:
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def rfc3339(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_payload(event_type: str, created_at: datetime, data: Any) -> bytes:
+    """The exact bytes every subscriber receives for this event."""
+    body = {"type": event_type, "timestamp": rfc3339(created_at), "data": data}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(slots=True)
+class Page:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
+class Job:
+    """A claimed delivery, with what the sender needs."""
+
+    delivery_id: str
+    event_id: str
+    subscription_id: str
+    number: int  # this attempt's number over the delivery's life
+    round_number: int  # this attempt's number in the current retry round
+    trigger: str
+    resume_status: str | None
+    url: str
+    headers: dict[str, str]
+    keys: list[bytes]
+    payload: bytes
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """One finished attempt and the delivery state it leads to."""
+
+    job: Job
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+    outcome: str  # succeeded | failed
+    status: str  # the delivery's new status
+    next_attempt_at: datetime | None
+    gone: bool = False
+    id: str = field(default_factory=lambda: ids.new_id("att"))
+
+
+def valid_keys(secret_list: Sequence[dict[str, Any]], now: datetime) -> list[bytes]:
+    keys = []
+    for entry in secret_list:
+        expires = entry.get("expires_at")
+        if expires is None or datetime.fromisoformat(expires) > now:
+            keys.append(secret_key(entry["secret"]))
+    return keys
+
+
+def _row(r: sa.Row[Any]) -> dict[str, Any]:
+    return dict(r._mapping)
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, wakeup: Wakeup | None = None) -> None:
+        self.engine = engine
+        self.writer = writer(engine)
+        self.wakeup = wakeup or Wakeup()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # ---- API keys -----------------------------------------------------------------------
+
+    async def create_key(self, role: str, name: str, plain: str | None = None) -> dict[str, Any]:
+        plain = plain or "dk_" + secrets.token_urlsafe(32)
+        row = {
+            "id": ids.new_id("key"),
+            "role": role,
+            "name": name,
+            "key_hash": hash_key(plain),
+            "created_at": utcnow(),
+            "deleted_at": None,
+        }
+        async with self.writer.begin() as conn:
+            await conn.execute(sa.insert(api_key_table), row)
+        return row | {"key": plain}
+
+    async def ensure_admin(self, token: str | None) -> str | None:
+        """Make sure an admin key exists; returns a newly made plain key, if one was made."""
+        k = api_key_table
+        async with self.engine.connect() as conn:
+            if token is not None:
+                found = await conn.scalar(
+                    sa.select(k.c.id).where(k.c.key_hash == hash_key(token))
+                )
+                if found is not None:
+                    return None
+            else:
+                found = await conn.scalar(
+                    sa.select(k.c.id).where(k.c.role == "admin", k.c.deleted_at.is_(None))
+                )
+                if found is not None:
+                    return None
+        try:
+            made = await self.create_key("admin", "bootstrap", token)
+        except IntegrityError:  # another process made it at the same time
+            return None
+        return None if token is not None else made["key"]
+
+    async def authenticate(self, plain: str) -> dict[str, Any] | None:
+        k = api_key_table
+        digest = hash_key(plain)
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(k.c.id, k.c.role, k.c.name, k.c.key_hash).where(
+                        k.c.key_hash == digest, k.c.deleted_at.is_(None)
+                    )
+                )
+            ).first()
+        if row is None or not hmac.compare_digest(row.key_hash, digest):
+            return None
+        return _row(row)
+
+    async def list_keys(self, cursor: str | None, limit: int, order: str) -> Page:
+        k = api_key_table
+        stmt = sa.select(k.c.id, k.c.role, k.c.name, k.c.created_at).where(
+            k.c.deleted_at.is_(None)
+        )
+        return await self._page(stmt, k.c.id, cursor, limit, order)
+
+    async def delete_key(self, key_id: str) -> None:
+        k = api_key_table
+        async with self.writer.begin() as conn:
+            result = await conn.execute(
+                sa.update(k)
+                .where(k.c.id == key_id, k.c.deleted_at.is_(None))
+                .values(deleted_at=utcnow())
+            )
+        if result.rowcount == 0:
+            raise NotFound(key_id)
+
+    # ---- subscriptions ------------------------------------------------------------------
+
+    async def create_subscription(self, owner: str, fields: dict[str, Any]) -> dict[str, Any]:
+        now = utcnow()
+        row = {
+            "id": ids.new_id("sub"),
+            "owner": owner,
+            "url": fields["url"],
+            "event_types": fields.get("event_types") or ["*"],
+            "headers": fields.get("headers") or {},
+            "description": fields.get("description") or "",
+            "secrets": [{"secret": fields.get("secret") or generate_secret(), "expires_at": None}],
+            "enabled": fields.get("enabled", True),
+            "disabled_reason": None if fields.get("enabled", True) else "manual",
+            "rate_limit_per_second": fields.get("rate_limit_per_second"),
+            "failing_since": None,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        async with self.writer.begin() as conn:
+            await conn.execute(sa.insert(subscription_table), row)
+        return row
+
+    def _subscription_query(self, owner: str | None) -> sa.Select[Any]:
+        s = subscription_table
+        stmt = sa.select(s).where(s.c.deleted_at.is_(None))
+        if owner is not None:
+            stmt = stmt.where(s.c.owner == owner)
+        return stmt
+
+    async def list_subscriptions(
+        self, owner: str | None, cursor: str | None, limit: int, order: str
+    ) -> Page:
+        stmt = self._subscription_query(owner)
+        return await self._page(stmt, subscription_table.c.id, cursor, limit, order)
+
+    async def get_subscription(self, sub_id: str, owner: str | None) -> dict[str, Any]:
+        s = subscription_table
+        async with self.engine.connect() as conn:
+            stmt = self._subscription_query(owner).where(s.c.id == sub_id)
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(sub_id)
+        return _row(row)
+
+    async def update_subscription(
+        self, sub_id: str, owner: str | None, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        s, d = subscription_table, delivery_table
+        now = utcnow()
+        async with self.writer.begin() as conn:
+            stmt = self._subscription_query(owner).where(s.c.id == sub_id)
+            current = (await conn.execute(stmt)).first()
+            if current is None:
+                raise NotFound(sub_id)
+            values = dict(changes)
+            if "secret" in values:
+                values["secrets"] = [{"secret": values.pop("secret"), "expires_at": None}]
+            if "enabled" in values:
+                if values["enabled"] and not current.enabled:
+                    values["disabled_reason"] = None
+                    values["failing_since"] = None
+                    # Held deliveries go out now, oldest first (the claim orders by due time).
+                    await conn.execute(
+                        sa.update(d)
+                        .where(d.c.subscription_id == sub_id, d.c.status == "held")
+                        .values(status="pending", next_attempt_at=d.c.created_at, updated_at=now)
+                    )
+                elif not values["enabled"] and current.enabled:
+                    values["disabled_reason"] = "manual"
+            values["updated_at"] = now
+            await conn.execute(sa.update(s).where(s.c.id == sub_id).values(**values))
+            row = (await conn.execute(sa.select(s).where(s.c.id == sub_id))).one()
+        self.wakeup.notify()
+        return _row(row)
+
+    async def delete_subscription(self, sub_id: str, owner: str | None) -> None:
+        s, d = subscription_table, delivery_table
+        now = utcnow()
+        async with self.writer.begin() as conn:
+            stmt = sa.update(s).where(s.c.id == sub_id, s.c.deleted_at.is_(None))
+            if owner is not None:
+                stmt = stmt.where(s.c.owner == owner)
+            result = await conn.execute(stmt.values(deleted_at=now, enabled=False, updated_at=now))
+            if result.rowcount == 0:
+                raise NotFound(sub_id)
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.subscription_id == sub_id, d.c.status.in_(OPEN_STATUSES))
+                .values(status="cancelled", next_attempt_at=None, updated_at=now)
+            )
+
+    async def rotate_secret(
+        self, sub_id: str, owner: str | None, grace_seconds: float, new_secret: str | None
+    ) -> dict[str, Any]:
+        s = subscription_table
+        now = utcnow()
+        async with self.writer.begin() as conn:
+            current = (
+                await conn.execute(self._subscription_query(owner).where(s.c.id == sub_id))
+            ).first()
+            if current is None:
+                raise NotFound(sub_id)
+            expires = (now + timedelta(seconds=grace_seconds)).isoformat()
+            kept = [
+                e for e in current.secrets[1:]
+                if e["expires_at"] is not None and datetime.fromisoformat(e["expires_at"]) > now
+            ]
+            previous = {"secret": current.secrets[0]["secret"], "expires_at": expires}
+            fresh = {"secret": new_secret or generate_secret(), "expires_at": None}
+            listed = [fresh] + ([previous] if grace_seconds > 0 else []) + kept
+            await conn.execute(
+                sa.update(s).where(s.c.id == sub_id).values(secrets=listed, updated_at=now)
+            )
+            row = (await conn.execute(sa.select(s).where(s.c.id == sub_id))).one()
+        return _row(row)
+
+    # ---- events -------------------------------------------------------------------------
+
+    async def accept_event(
+        self, publisher: str, event_type: str, data: Any, idempotency_key: str | None,
+        idempotency_ttl: float,
+    ) -> tuple[dict[str, Any], bool]:
+        """Store the event and one delivery per matching subscription, in one transaction.
+
+        Returns the event (with ``deliveries``, the fan-out count) and whether it is new;
+        an ``idempotency_key`` seen from this publisher within the TTL returns the first.
+        """
+        e, s, d = event_table, subscription_table, delivery_table
+        now = utcnow()
+        if idempotency_key is not None:
+            earlier = await self._idempotent_event(publisher, idempotency_key, now, idempotency_ttl)
+            if earlier is not None:
+                return earlier, False
+        event = {
+            "id": ids.new_id("evt"),
+            "type": event_type,
+            "publisher": publisher,
+            "idempotency_key": idempotency_key,
+            "created_at": now,
+        }
+        event["payload"] = encode_payload(event_type, now, data)
+        try:
+            async with self.writer.begin() as conn:
+                if idempotency_key is not None:
+                    # An expired key gives way to the new event.
+                    await conn.execute(
+                        sa.update(e)
+                        .where(e.c.publisher == publisher, e.c.idempotency_key == idempotency_key)
+                        .values(idempotency_key=None)
+                    )
+                await conn.execute(sa.insert(e), event)
+                subs = await conn.execute(
+                    sa.select(s.c.id, s.c.event_types, s.c.enabled).where(s.c.deleted_at.is_(None))
+                )
+                rows = [
+                    {
+                        "id": ids.new_id("dlv"),
+                        "event_id": event["id"],
+                        "event_type": event_type,
+                        "subscription_id": sub.id,
+                        "status": "pending" if sub.enabled else "held",
+                        "attempts": 0,
+                        "retry_base": 0,
+                        "next_trigger": "scheduled",
+                        "next_attempt_at": now if sub.enabled else None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for sub in subs
+                    if event_types.matches_any(sub.event_types, event_type)
+                ]
+                if rows:
+                    await conn.execute(sa.insert(d), rows)
+        except IntegrityError:
+            # The same idempotency key, committed by a concurrent request first.
+            if idempotency_key is None:
+                raise
+            earlier = await self._idempotent_event(publisher, idempotency_key, now, idempotency_ttl)
+            if earlier is None:
+                raise
+            return earlier, False
+        if rows:
+            self.wakeup.notify()
+        return event | {"deliveries": len(rows)}, True
+
+    async def _idempotent_event(
+        self, publisher: str, key: str, now: datetime, ttl: float
+    ) -> dict[str, Any] | None:
+        e, d = event_table, delivery_table
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(e.c.id, e.c.type, e.c.created_at).where(
+                        e.c.publisher == publisher,
+                        e.c.idempotency_key == key,
+                        e.c.created_at > now - timedelta(seconds=ttl),
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            count = await conn.scalar(
+                sa.select(sa.func.count()).select_from(d).where(d.c.event_id == row.id)
+            )
+        return _row(row) | {"deliveries": count}
+
+    async def list_events(
+        self, publisher: str | None, event_type: str | None, after: datetime | None,
+        before: datetime | None, cursor: str | None, limit: int, order: str,
+    ) -> Page:
+        e = event_table
+        stmt = sa.select(e.c.id, e.c.type, e.c.created_at, e.c.payload)
+        if publisher is not None:
+            stmt = stmt.where(e.c.publisher == publisher)
+        if event_type is not None:
+            stmt = stmt.where(e.c.type == event_type)
+        if after is not None:
+            stmt = stmt.where(e.c.created_at > after)
+        if before is not None:
+            stmt = stmt.where(e.c.created_at < before)
+        return await self._page(stmt, e.c.id, cursor, limit, order)
+
+    async def get_event(self, event_id: str, publisher: str | None) -> dict[str, Any]:
+        e = event_table
+        stmt = sa.select(e.c.id, e.c.type, e.c.created_at, e.c.payload, e.c.publisher).where(
+            e.c.id == event_id
+        )
+        if publisher is not None:
+            stmt = stmt.where(e.c.publisher == publisher)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(event_id)
+        return _row(row)
+
+    # ---- deliveries and attempts --------------------------------------------------------
+
+    def _delivery_query(self, owner: str | None) -> sa.Select[Any]:
+        d, s = delivery_table, subscription_table
+        stmt = sa.select(
+            d.c.id, d.c.event_id, d.c.event_type, d.c.subscription_id, d.c.status,
+            d.c.attempts, d.c.next_attempt_at, d.c.last_status_code, d.c.last_error,
+            d.c.created_at, d.c.updated_at, d.c.lease_until,
+        )
+        if owner is not None:
+            owned = sa.select(s.c.id).where(s.c.owner == owner)
+            stmt = stmt.where(d.c.subscription_id.in_(owned))
+        return stmt
+
+    async def list_deliveries(
+        self, owner: str | None, *, status: str | None = None, subscription_id: str | None = None,
+        event_type: str | None = None, event_id: str | None = None,
+        since: datetime | None = None, until: datetime | None = None,
+        cursor: str | None = None, limit: int = 50, order: str = "desc",
+    ) -> Page:
+        d = delivery_table
+        stmt = self._delivery_query(owner)
+        if status is not None:
+            stmt = stmt.where(d.c.status == status)
+        if subscription_id is not None:
+            stmt = stmt.where(d.c.subscription_id == subscription_id)
+        if event_type is not None:
+            stmt = stmt.where(d.c.event_type == event_type)
+        if event_id is not None:
+            stmt = stmt.where(d.c.event_id == event_id)
+        if since is not None:
+            stmt = stmt.where(d.c.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(d.c.created_at < until)
+        return await self._page(stmt, d.c.id, cursor, limit, order)
+
+    async def get_delivery(self, delivery_id: str, owner: str | None) -> dict[str, Any]:
+        stmt = self._delivery_query(owner).where(delivery_table.c.id == delivery_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(delivery_id)
+        return _row(row)
+
+    async def list_attempts(
+        self, delivery_id: str, owner: str | None, cursor: str | None, limit: int, order: str
+    ) -> Page:
+        await self.get_delivery(delivery_id, owner)
+        a = attempt_table
+        stmt = sa.select(a).where(a.c.delivery_id == delivery_id)
+        return await self._page(stmt, a.c.id, cursor, limit, order)
+
+    async def retry_now(self, delivery_id: str, owner: str | None) -> dict[str, Any]:
+        """Schedule one manual attempt now, whatever the delivery's status."""
+        d = delivery_table
+        now = utcnow()
+        async with self.writer.begin() as conn:
+            stmt = self._delivery_query(owner).where(d.c.id == delivery_id)
+            row = (await conn.execute(stmt)).first()
+            if row is None:
+                raise NotFound(delivery_id)
+            if row.status == "cancelled":
+                raise Conflict("subscription_deleted", "the delivery's subscription was deleted")
+            if row.status == "pending" and row.lease_until is not None and row.lease_until > now:
+                raise Conflict("attempt_in_progress", "an attempt of this delivery is under way")
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.id == delivery_id)
+                .values(
+                    status="pending",
+                    next_trigger="manual",
+                    resume_status=None if row.status == "pending" else row.status,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
+            )
+            row = (await conn.execute(stmt)).one()
+        self.wakeup.notify()
+        return _row(row)
+
+    # ---- the worker's side --------------------------------------------------------------
+
+    async def claim_due(self, owner: str, limit: int, lease_seconds: float) -> list[Job]:
+        """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs."""
+        d, e, s = delivery_table, event_table, subscription_table
+        now = utcnow()
+        until = now + timedelta(seconds=lease_seconds)
+        async with self.writer.begin() as conn:
+            stmt = claim_statement(conn.dialect.name, now, until, owner, limit)
+            claimed = (await conn.execute(stmt)).scalars().all()
+            if not claimed:
+                return []
+            rows = await conn.execute(
+                sa.select(
+                    d.c.id, d.c.event_id, d.c.subscription_id, d.c.attempts, d.c.retry_base,
+                    d.c.next_trigger, d.c.resume_status, e.c.payload, s.c.url, s.c.headers,
+                    s.c.secrets,
+                )
+                .join(e, e.c.id == d.c.event_id)
+                .join(s, s.c.id == d.c.subscription_id)
+                .where(d.c.id.in_(claimed))
+                .order_by(d.c.next_attempt_at)
+            )
+            return [
+                Job(
+                    delivery_id=r.id,
+                    event_id=r.event_id,
+                    subscription_id=r.subscription_id,
+                    number=r.attempts + 1,
+                    round_number=r.attempts - r.retry_base + 1,
+                    trigger=r.next_trigger,
+                    resume_status=r.resume_status,
+                    url=r.url,
+                    headers=r.headers,
+                    keys=valid_keys(r.secrets, now),
+                    payload=r.payload,
+                )
+                for r in rows
+            ]
+
+    async def record_attempts(self, owner: str, records: Sequence[AttemptRecord]) -> None:
+        """Store attempts and the deliveries' new states, and release their leases."""
+        if not records:
+            return
+        a, d, s = attempt_table, delivery_table, subscription_table
+        now = utcnow()
+        async with self.writer.begin() as conn:
+            await conn.execute(
+                sa.insert(a),
+                [
+                    {
+                        "id": r.id,
+                        "delivery_id": r.job.delivery_id,
+                        "number": r.job.number,
+                        "trigger": r.job.trigger,
+                        "started_at": r.started_at,
+                        "duration_ms": r.duration_ms,
+                        "status_code": r.status_code,
+                        "response_body": r.response_body,
+                        "error": r.error,
+                        "outcome": r.outcome,
+                    }
+                    for r in records
+                ],
+            )
+            # Only the lease holder moves the delivery on; an attempt made after the lease
+            # ran out is still recorded above, and the new holder decides.
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.id == sa.bindparam("b_id"), d.c.lease_owner == owner)
+                .values(
+                    status=sa.bindparam("b_status"),
+                    attempts=d.c.attempts + 1,
+                    next_attempt_at=sa.bindparam("b_next", type_=d.c.next_attempt_at.type),
+                    lease_until=None,
+                    lease_owner=None,
+                    last_status_code=sa.bindparam("b_code"),
+                    last_error=sa.bindparam("b_error"),
+                    next_trigger="scheduled",
+                    resume_status=None,
+                    updated_at=now,
+                ),
+                [
+                    {
+                        "b_id": r.job.delivery_id,
+                        "b_status": r.status,
+                        "b_next": r.next_attempt_at,
+                        "b_code": r.status_code,
+                        "b_error": r.error,
+                    }
+                    for r in records
+                ],
+            )
+            gone = {r.job.subscription_id for r in records if r.gone}
+            if gone:
+                await conn.execute(
+                    sa.update(s)
+                    .where(s.c.id.in_(gone), s.c.enabled.is_(True))
+                    .values(enabled=False, disabled_reason="gone", updated_at=now)
+                )
+
+    async def release_leases(self, owner: str) -> None:
+        """Give back the deliveries this worker claimed but did not attempt."""
+        d = delivery_table
+        async with self.writer.begin() as conn:
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.lease_owner == owner, d.c.status == "pending")
+                .values(lease_until=None, lease_owner=None)
+            )
+
+    async def next_due_at(self) -> datetime | None:
+        d = delivery_table
+        async with self.engine.connect() as conn:
+            return await conn.scalar(
+                sa.select(sa.func.min(d.c.next_attempt_at)).where(d.c.status == "pending")
+            )
+
+    # ---- lists --------------------------------------------------------------------------
+
+    async def _page(
+        self, stmt: sa.Select[Any], id_col: sa.ColumnElement[str], cursor: str | None,
+        limit: int, order: str,
+    ) -> Page:
+        if cursor is not None:
+            stmt = stmt.where(id_col > cursor if order == "asc" else id_col < cursor)
+        stmt = stmt.order_by(id_col.asc() if order == "asc" else id_col.desc()).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = [_row(r) for r in await conn.execute(stmt)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, rows[-1]["id"] if more and rows else None)

@@ -1,0 +1,65 @@
+"""Which URLs a subscription may point at.
+
+At creation the URL must be http(s) with a host, and a host that is an IP literal (or a
+name for this machine, like ``localhost``) must not be private, loopback, link-local,
+multicast or reserved, unless the operator allows private targets. Names are not resolved
+here: what a name resolves to can change, so the resolved address is what must be checked
+at connect time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+MAX_URL_LENGTH = 2048
+LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+
+
+class InvalidTarget(ValueError):
+    """The URL may not be used as a subscription target; the message says why."""
+
+
+def is_blocked_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is not None:
+            return is_blocked_address(mapped)
+    return not address.is_global or address.is_multicast
+
+
+def check_url(url: str, allow_private: bool) -> str:
+    """The URL, normalised a little; raises InvalidTarget."""
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidTarget(f"url is longer than {MAX_URL_LENGTH} characters")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise InvalidTarget("url contains white space or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidTarget(f"url is not valid: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidTarget("url must start with http:// or https://")
+    host = parts.hostname
+    if not host:
+        raise InvalidTarget("url has no host")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidTarget("url must not carry credentials; use subscription headers")
+    if port == 0:
+        raise InvalidTarget("url port must be between 1 and 65535")
+    if allow_private:
+        return url
+    name = host.rstrip(".").lower()
+    if name in LOCAL_NAMES or name.endswith(".localhost"):
+        raise InvalidTarget("url points at this machine; private targets are not allowed")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return url
+    if is_blocked_address(address):
+        raise InvalidTarget(
+            f"url points at a private, loopback, link-local, multicast or reserved address "
+            f"({address}); private targets are not allowed"
+        )
+    return url

@@ -1,0 +1,155 @@
+"""The delivery loop: claim due deliveries, send them, record what happened.
+
+Plain asyncio and the store: ``dispatcher serve`` runs it beside the API in one event loop,
+``dispatcher worker`` runs it alone. At most ``concurrency`` attempts are in flight; each
+finished attempt goes to a recorder that writes attempts in batches, one transaction each.
+A delivery counts as done only once its attempt is committed; if the process dies first,
+the lease runs out and another worker sends it again (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+
+import httpx
+
+from .config import Settings
+from .models import utcnow
+from .policy import Outcome, RetryPolicy, parse_retry_after
+from .sender import send
+from .store import AttemptRecord, Job, Store
+
+log = logging.getLogger("dispatcher.worker")
+
+RECORD_BATCH = 500
+
+
+class Worker:
+    def __init__(
+        self, store: Store, client: httpx.AsyncClient, settings: Settings,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.settings = settings
+        self.policy = policy or RetryPolicy(settings.retry_schedule, settings.retry_jitter)
+        self.owner = f"wrk_{uuid.uuid4().hex[:16]}"
+        self.heartbeat = utcnow()
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Deliver until ``stop()``; then finish what is in flight and record it."""
+        recorder = asyncio.create_task(self._record_loop(), name="dispatcher-recorder")
+        try:
+            await self._claim_loop()
+        finally:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            self._stopping.set()
+            await self._records.join()
+            recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.store.wakeup.notify()
+
+    async def _claim_loop(self) -> None:
+        settings = self.settings
+        while not self._stopping.is_set():
+            self.heartbeat = utcnow()
+            free = settings.worker_concurrency - len(self._in_flight)
+            if free <= 0:
+                await self._slot_freed()
+                continue
+            try:
+                jobs = await self.store.claim_due(
+                    self.owner, min(free, settings.claim_batch_size), settings.lease_seconds
+                )
+            except Exception:
+                log.exception("claiming deliveries failed; trying again")
+                await self.store.wakeup.wait(settings.poll_interval_seconds)
+                continue
+            for job in jobs:
+                task = asyncio.create_task(self._attempt(job))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            if len(jobs) < min(free, settings.claim_batch_size):
+                await self.store.wakeup.wait(await self._idle_seconds())
+
+    async def _slot_freed(self) -> None:
+        await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _idle_seconds(self) -> float:
+        """Until the next retry comes due, at most the poll interval."""
+        poll = self.settings.poll_interval_seconds
+        try:
+            due = await self.store.next_due_at()
+        except Exception:
+            return poll
+        if due is None:
+            return poll
+        return min(poll, max(0.0, (due - utcnow()).total_seconds()) + 0.001)
+
+    async def _attempt(self, job: Job) -> None:
+        response = await send(
+            self.client, job.url, job.event_id, job.payload, job.keys, job.headers,
+            self.settings.delivery_timeout_seconds,
+        )
+        now = utcnow()
+        outcome = Outcome(response.status_code, parse_retry_after(response.retry_after, now))
+        step = self.policy.next_step(job.round_number, outcome)
+        status, next_at = step.status, None
+        if step.status == "pending":
+            next_at = now + timedelta(seconds=step.delay or 0)
+        if job.resume_status is not None and status != "succeeded":
+            # A manual attempt on a finished delivery does not restart its schedule.
+            status, next_at = job.resume_status, None
+        await self._records.put(
+            AttemptRecord(
+                job=job,
+                started_at=response.started_at,
+                duration_ms=response.duration_ms,
+                status_code=response.status_code,
+                response_body=response.body,
+                error=response.error,
+                outcome="succeeded" if step.status == "succeeded" else "failed",
+                status=status,
+                next_attempt_at=next_at,
+                gone=step.gone,
+            )
+        )
+
+    async def _record_loop(self) -> None:
+        while True:
+            batch = [await self._records.get()]
+            while len(batch) < RECORD_BATCH and not self._records.empty():
+                batch.append(self._records.get_nowait())
+            try:
+                await self._record(batch)
+            finally:
+                for _ in batch:
+                    self._records.task_done()
+
+    async def _record(self, batch: list[AttemptRecord]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self.store.record_attempts(self.owner, batch)
+                break
+            except Exception:
+                if self._stopping.is_set() and delay > 5:
+                    log.exception("could not record %d attempts; their leases will expire",
+                                  len(batch))
+                    return
+                log.exception("recording %d attempts failed; trying again", len(batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if any(r.status == "pending" for r in batch):
+            self.store.wakeup.notify()
