@@ -1,0 +1,148 @@
+"""Real parts for tests: receiver HTTP servers and the dispatcher app on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from dispatcher.api import create_app
+from dispatcher.config import Settings
+
+
+def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+         message: str = "condition") -> Any:
+    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{message} not reached within {timeout} s (last: {last!r})")
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    close_without_answer: bool = False
+
+
+class Receiver:
+    """A subscriber: a threaded ``http.server`` on 127.0.0.1 that records every request.
+
+    ``reply`` decides each answer from the request count so far (1-based) and the request.
+    """
+
+    def __init__(self, reply: Callable[[int, Received], Reply] | None = None) -> None:
+        self.reply = reply or (lambda n, r: Reply())
+        self.requests: list[Received] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                got = Received(self.path, {k.lower(): v for k, v in self.headers.items()},
+                               body, time.monotonic())
+                with receiver._lock:
+                    receiver.requests.append(got)
+                    number = len(receiver.requests)
+                answer = receiver.reply(number, got)
+                if answer.delay:
+                    time.sleep(answer.delay)
+                if answer.close_without_answer:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.request_queue_size = 512
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return [r.headers["webhook-id"] for r in self.requests]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    """``create_app(settings)`` served by uvicorn on 127.0.0.1 in a thread of its own."""
+
+    def __init__(self, settings: Settings, workers: bool = True) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(settings, workers=workers), host="127.0.0.1", port=self.port,
+            log_level="warning", lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()),
+                                       daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> AppServer:
+        self.thread.start()
+        poll(lambda: self.server.started or not self.thread.is_alive(), 20, message="start-up")
+        if not self.server.started:
+            raise RuntimeError("the app did not start")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
