@@ -36,7 +36,15 @@ def _serve(settings: Settings, workers: bool, host: str | None, port: int | None
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.delivery_timeout_seconds) + 5,
     )
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully; a finished graceful
+    # shutdown is a success, so those signals then end the process with status 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_cleanly)
     uvicorn.Server(config).run()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @app.command()

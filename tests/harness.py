@@ -146,3 +146,71 @@ class AppServer:
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+class ServeProcess:
+    """``dispatcher serve`` as its own process, its log in a file."""
+
+    def __init__(self, database_url: str, log_path: Any, **env: str) -> None:
+        import os
+        import sys
+
+        self.port = free_port()
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "DISPATCHER_DATABASE_URL": database_url,
+            "DISPATCHER_ADMIN_TOKEN": "test-admin-token-0123456789",
+            "DISPATCHER_ALLOW_PRIVATE_TARGETS": "true",
+            "DISPATCHER_PORT": str(self.port),
+            "PYTHONWARNINGS": "always::ResourceWarning",
+            **env,
+        }
+        self.argv = [sys.executable, "-m", "dispatcher.cli", "serve"]
+        self.process: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServeProcess:
+        import subprocess
+
+        import httpx
+
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
+        log.close()
+
+        def up() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dispatcher serve exited: {self.log()}")
+            try:
+                return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        poll(up, 30, 0.1, message="dispatcher serve start-up")
+        return self
+
+    def kill(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except Exception:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
