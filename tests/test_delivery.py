@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pytest
 from standardwebhooks import Webhook
@@ -109,7 +110,7 @@ def test_receiver_failing_twice_then_succeeding_ends_succeeded_with_three_attemp
         for got in receiver.requests:
             Webhook(sub["secret"]).verify(got.body, got.headers)
         # Retries wait (schedule 0.2 s then 0.4 s in these tests), they are not immediate.
-        gaps = [b.at - a.at for a, b in zip(receiver.requests, receiver.requests[1:])]
+        gaps = [b.at - a.at for a, b in pairwise(receiver.requests)]
         assert gaps[0] >= 0.15 and gaps[1] >= 0.3
 
 

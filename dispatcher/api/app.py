@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,10 +12,13 @@ from fastapi import FastAPI
 from .. import __version__
 from ..config import Settings
 from ..service import running
+from ..store import Store
 from . import errors
 from .limits import BodyLimits
 from .routes import deliveries, events, health, keys, subscriptions
 from .schemas import ErrorOut
+
+log = logging.getLogger("dispatcher.api")
 
 ERROR_RESPONSES = {
     code: {"model": ErrorOut, "description": text}
@@ -25,6 +30,24 @@ ERROR_RESPONSES = {
 }
 
 
+async def _bootstrap_admin(store: Store, settings: Settings) -> None:
+    """Make sure an admin key exists; while the database is down, keep trying."""
+    while True:
+        try:
+            made = await store.ensure_admin(settings.admin_token)
+            break
+        except Exception as exc:
+            log.warning("cannot reach the database to check the admin key (%s); retrying",
+                        type(exc).__name__)
+            await asyncio.sleep(1)
+    if made is not None:
+        print(
+            "No admin key was configured; created one (shown only now):\n"
+            f"  DISPATCHER_ADMIN_TOKEN={made}",
+            flush=True,
+        )
+
+
 def create_app(settings: Settings | None = None, *, workers: bool = True) -> FastAPI:
     """The API; with ``workers`` the delivery loop runs in the same event loop."""
     settings = settings or Settings()
@@ -32,19 +55,17 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
         async with running(settings, workers=workers) as runtime:
-            made = await runtime.store.ensure_admin(settings.admin_token)
-            if made is not None:
-                print(
-                    "No admin key was configured; created one (shown only now):\n"
-                    f"  DISPATCHER_ADMIN_TOKEN={made}",
-                    flush=True,
-                )
-            yield {
-                "runtime": runtime,
-                "store": runtime.store,
-                "http_client": runtime.http_client,
-                "settings": settings,
-            }
+            bootstrap = asyncio.create_task(_bootstrap_admin(runtime.store, settings))
+            try:
+                yield {
+                    "runtime": runtime,
+                    "store": runtime.store,
+                    "http_client": runtime.http_client,
+                    "settings": settings,
+                }
+            finally:
+                bootstrap.cancel()
+                await asyncio.gather(bootstrap, return_exceptions=True)
 
     app = FastAPI(
         title="dispatcher",
