@@ -15,11 +15,11 @@ PATTERN_PATTERN = re.compile(r"^(\*|[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*(\.\*)?)$")
 
 
 def is_valid_type(name: str) -> bool:
-    return len(name) <= TYPE_MAX_LENGTH and TYPE_PATTERN.match(name) is not None
+    return len(name) <= TYPE_MAX_LENGTH and TYPE_PATTERN.fullmatch(name) is not None
 
 
 def is_valid_pattern(pattern: str) -> bool:
-    return len(pattern) <= TYPE_MAX_LENGTH and PATTERN_PATTERN.match(pattern) is not None
+    return len(pattern) <= TYPE_MAX_LENGTH and PATTERN_PATTERN.fullmatch(pattern) is not None
 
 
 def matches(pattern: str, event_type: str) -> bool:

@@ -47,7 +47,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -88,7 +88,7 @@ class wait_schedule(wait_base):
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome: Outcome = retry_state.outcome.result()  # type: ignore[union-attr]
-        if outcome.retry_after is not None:
+        if outcome.retry_after is not None and outcome.status_code in RETRY_AFTER_STATUS:
             return min(outcome.retry_after, self.cap)
         base = self.schedule[min(retry_state.attempt_number, len(self.schedule)) - 1]
         return base * (1 + self.rng.uniform(-self.jitter, self.jitter))

@@ -16,6 +16,8 @@ from .signing import signature_header
 
 MAX_RESPONSE_BYTES = 4096
 USER_AGENT = f"dispatcher/{__version__}"
+OWN_HEADERS = ("content-type", "user-agent", "webhook-id", "webhook-timestamp",
+               "webhook-signature")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,9 @@ class Response:
 def request_headers(
     msg_id: str, keys: list[bytes], payload: bytes, extra: dict[str, str], timestamp: int
 ) -> dict[str, str]:
+    own = {name.lower() for name in OWN_HEADERS}
     return {
-        **extra,
+        **{name: value for name, value in extra.items() if name.lower() not in own},
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": msg_id,

@@ -10,6 +10,7 @@ at connect time.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
@@ -26,6 +27,22 @@ def is_blocked_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -
         if mapped is not None:
             return is_blocked_address(mapped)
     return not address.is_global or address.is_multicast
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host stands for without DNS, legacy IPv4 forms included.
+
+    Resolvers read ``127.1``, ``2130706433``, ``0x7f000001`` and ``0177.0.0.1`` as
+    127.0.0.1, so they are checked as that address.
+    """
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def check_url(url: str, allow_private: bool) -> str:
@@ -53,9 +70,8 @@ def check_url(url: str, allow_private: bool) -> str:
     name = host.rstrip(".").lower()
     if name in LOCAL_NAMES or name.endswith(".localhost"):
         raise InvalidTarget("url points at this machine; private targets are not allowed")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = _ip_literal(host)
+    if address is None:
         return url
     if is_blocked_address(address):
         raise InvalidTarget(

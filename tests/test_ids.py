@@ -1,0 +1,130 @@
+"""dispatcher.ids: prefixed, opaque ids that sort by creation time.
+
+Contract (API.md, Conventions): `sub_…`, `evt_…`, `dlv_…`, `att_…`, `key_…`; they sort by
+creation time (a list cursor is the last id seen).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+
+from dispatcher.ids import PREFIXES, is_id, new_id
+
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+CONTRACT_PREFIXES = ["sub", "evt", "dlv", "att", "key"]
+
+
+def suffix_re(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"{prefix}_[{re.escape(ALPHABET)}]{{26}}")
+
+
+def decode(suffix: str) -> int:
+    value = 0
+    for ch in suffix:
+        value = value * 32 + ALPHABET.index(ch)
+    return value
+
+
+def test_prefixes_are_the_contract_prefixes():
+    assert sorted(PREFIXES) == sorted(CONTRACT_PREFIXES)
+
+
+@pytest.mark.parametrize("prefix", CONTRACT_PREFIXES)
+def test_new_id_format(prefix):
+    for _ in range(200):
+        value = new_id(prefix)
+        assert suffix_re(prefix).fullmatch(value), value
+        assert len(value) == len(prefix) + 1 + 26
+        assert is_id(value, prefix)
+
+
+def test_new_id_embeds_creation_time_in_milliseconds():
+    before = time.time_ns() // 1_000_000
+    value = new_id("evt")
+    after = time.time_ns() // 1_000_000
+    millis = decode(value[4:]) >> 80
+    # Within one millisecond the counter may carry into the time part, but only in a burst.
+    assert before <= millis <= after + 1
+
+
+def test_strictly_increasing_in_a_tight_loop():
+    ids = [new_id("evt") for _ in range(10_000)]
+    assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    assert len(set(ids)) == len(ids)
+
+
+def test_sorted_order_is_creation_order_across_time():
+    batches = []
+    for _ in range(3):
+        batches.append([new_id("dlv") for _ in range(100)])
+        time.sleep(0.003)
+    created = [i for batch in batches for i in batch]
+    shuffled = sorted(created, key=lambda s: s[::-1])  # any other order
+    assert sorted(shuffled) == created
+    assert max(batches[0]) < min(batches[1]) and max(batches[1]) < min(batches[2])
+
+
+def test_increasing_across_prefixes():
+    """The suffix order follows creation order whatever the prefix."""
+    ids = [new_id(CONTRACT_PREFIXES[i % 5]) for i in range(1000)]
+    suffixes = [i.split("_", 1)[1] for i in ids]
+    assert suffixes == sorted(suffixes)
+    assert len(set(suffixes)) == len(suffixes)
+
+
+def test_unique_and_ordered_per_thread_under_concurrency():
+    results: dict[int, list[str]] = {}
+
+    def work(n: int) -> None:
+        results[n] = [new_id("att") for _ in range(2_500)]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [i for ids in results.values() for i in ids]
+    assert len(everything) == 10_000
+    assert len(set(everything)) == 10_000
+    for ids in results.values():
+        assert ids == sorted(ids)
+
+
+VALID = "0" + "123456789abcdefghjkmnpqrstv"[:25]  # 26 characters of the alphabet
+
+
+@pytest.mark.parametrize(
+    ("value", "prefix", "expected"),
+    [
+        (f"evt_{VALID}", "evt", True),
+        (f"sub_{VALID}", "sub", True),
+        (f"key_{VALID}", "key", True),
+        (f"evt_{'z' * 26}", "evt", True),
+        (f"evt_{VALID}", "sub", False),  # wrong prefix
+        (f"sub_{VALID}", "evt", False),
+        (f"foo_{VALID}", "foo", False),  # unknown prefix
+        (f"evt{VALID}", "evt", False),  # no underscore
+        (f"evt-{VALID}", "evt", False),
+        (f"evt_{VALID[:-1]}", "evt", False),  # 25 characters
+        (f"evt_{VALID}0", "evt", False),  # 27 characters
+        (f"EVT_{VALID}", "evt", False),
+        (f"evt_{VALID.upper()}", "evt", False),
+        (f"evt_{VALID[:-1]}i", "evt", False),  # i, l, o, u are not in the alphabet
+        (f"evt_{VALID[:-1]}l", "evt", False),
+        (f"evt_{VALID[:-1]}o", "evt", False),
+        (f"evt_{VALID[:-1]}u", "evt", False),
+        (f"evt_{VALID[:-1]}_", "evt", False),
+        (f" evt_{VALID}", "evt", False),
+        (f"evt_{VALID} ", "evt", False),
+        (f"evt_{VALID}\n", "evt", False),  # a trailing newline is not part of an id
+        ("", "evt", False),
+        ("evt_", "evt", False),
+    ],
+    ids=repr,
+)
+def test_is_id(value, prefix, expected):
+    assert is_id(value, prefix) is expected
