@@ -303,3 +303,33 @@ def test_reenabling_releases_held_deliveries_and_deleting_cancels(admin):
         assert {d["status"] for d in cancelled["data"]} == {"cancelled"}
         assert doomed.count() == 0
         assert admin.get(f"/v1/subscriptions/{gone['id']}").status_code == 404
+
+
+def test_new_events_wake_the_worker_and_retries_come_due_without_polling(admin, make_settings):
+    # A poll interval far longer than the test: only wake-ups can make this pass in time.
+    settings = make_settings(poll_interval_seconds=60)
+    with AppServer(settings) as server, \
+            Receiver(lambda n, r: Reply(500 if n <= 2 else 200)) as receiver:
+        admin.base_url = server.url
+        subscribe(admin, receiver.url)
+        event = publish(admin)
+        [delivery] = settled(admin, event["id"])
+        assert (delivery["status"], delivery["attempts"]) == ("succeeded", 3)
+        later = publish(admin)
+        [delivery] = settled(admin, later["id"])
+        assert delivery["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_both_http_transports_deliver(admin, make_settings, transport):
+    settings = make_settings(http_transport=transport)
+    with AppServer(settings) as server, \
+            Receiver(lambda n, r: Reply(503 if n == 1 else 200, b"y" * 9000)) as receiver:
+        admin.base_url = server.url
+        sub = subscribe(admin, receiver.url)
+        event = publish(admin)
+        [delivery] = settled(admin, event["id"])
+        assert (delivery["status"], delivery["attempts"]) == ("succeeded", 2)
+        assert [a["response_body"] for a in attempts_of(admin, delivery["id"])] == ["y" * 4096] * 2
+        for got in receiver.requests:
+            Webhook(sub["secret"]).verify(got.body, got.headers)
