@@ -97,6 +97,9 @@ async def send(
             error = describe_error(exc)
         else:
             error = "error reading the response body: " + describe_error(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever happens, the attempt gets recorded
+        status_code = None
+        error = "the request could not be sent: " + describe_error(exc)
     if status_code is not None and 300 <= status_code < 400 and error is None:
         error = f"redirect not followed (location: {location})"[:500]
     duration_ms = int((time.perf_counter() - start) * 1000)

@@ -98,6 +98,13 @@ class Worker:
         return min(poll, max(0.0, (due - utcnow()).total_seconds()) + 0.001)
 
     async def _attempt(self, job: Job) -> None:
+        try:
+            await self._attempt_and_queue(job)
+        except Exception:
+            # Not recorded: the lease runs out and the delivery is attempted again.
+            log.exception("attempt of delivery %s failed inside dispatcher", job.delivery_id)
+
+    async def _attempt_and_queue(self, job: Job) -> None:
         response = await send(
             self.client, job.url, job.event_id, job.payload, job.keys, job.headers,
             self.settings.delivery_timeout_seconds,

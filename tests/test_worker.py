@@ -53,3 +53,34 @@ def _core_imports() -> set[str]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     return set(out.split())
+
+
+def test_an_attempt_that_cannot_even_be_sent_is_recorded_not_stuck(make_settings):
+    # Headers the API would refuse (not ASCII) can still be in an old row: the attempt must
+    # be recorded as failed, never leave the delivery leased with no attempt.
+    settings = make_settings(retry_schedule=(), http_transport="httpx")
+
+    async def scenario() -> list[dict]:
+        store = Store(make_engine(settings))
+        client = make_http_client(settings)
+        sub = await store.create_subscription(
+            "key_test", {"url": "http://127.0.0.1:9/x", "headers": {"x-team": "équipe"}})
+        await store.accept_event("key_test", "a.b", {}, None, 60)
+        worker = Worker(store, client, settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    page = await store.list_deliveries(None, subscription_id=sub["id"])
+                    if page.rows and page.rows[0]["status"] == "failed":
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            worker.stop()
+            await task
+            await client.aclose()
+        return (await store.list_attempts(page.rows[0]["id"], None, None, 10, "asc")).rows
+
+    [attempt] = asyncio.run(scenario())
+    assert attempt["status_code"] is None
+    assert attempt["error"].startswith("the request could not be sent")

@@ -65,6 +65,8 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = STATUS_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    if exc.status_code == 400 and message == "There was an error parsing the body":
+        return error_response(400, "invalid_json", "the request body is not valid JSON")
     if exc.status_code == 404 and message == "Not Found":
         message = "no such path"
     return error_response(exc.status_code, code, message, **(exc.headers or {}))

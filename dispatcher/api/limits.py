@@ -7,6 +7,7 @@ Content-Length does not let a larger body through.
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +19,48 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+SUSPECT = re.compile(rb"NaN|Infinity|\\u[dD][89a-fA-F]")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def strict_json_problem(body: bytes) -> str | None:
+    """What Python's lenient parser lets through but JSON text (RFC 8259) is not.
+
+    NaN and Infinity, and escapes of lone UTF-16 surrogates, cannot be sent on as JSON in
+    UTF-8. Only bodies that mention them are parsed here, so the usual body costs a scan.
+    """
+    if SUSPECT.search(body) is None:
+        return None
+    try:
+        parsed = json.loads(body, parse_constant=_reject_constant)
+    except ValueError as exc:
+        if str(exc) in ("NaN", "Infinity", "-Infinity"):
+            return f"{exc} is not a JSON value"
+        return None  # malformed: the route's parser says so
+    except RecursionError:
+        return None
+    if _has_lone_surrogate(parsed):
+        return "the body escapes a lone UTF-16 surrogate, which is not text"
+    return None
 
 
 class BodyLimits:
@@ -51,6 +94,10 @@ class BodyLimits:
                 return
         if body and not _is_json(headers.get(b"content-type", b"").decode("latin-1")):
             await _reject(send, 415, "unsupported_media_type", "send the body as application/json")
+            return
+        problem = strict_json_problem(bytes(body))
+        if problem is not None:
+            await _reject(send, 400, "invalid_json", problem)
             return
 
         sent = False

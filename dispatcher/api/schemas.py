@@ -44,12 +44,20 @@ def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
     if len(value) > MAX_HEADERS:
         raise ValueError(f"at most {MAX_HEADERS} headers")
     for name, text in value.items():
-        if not HEADER_NAME.match(name):
+        if not HEADER_NAME.fullmatch(name):
             raise ValueError(f"not a valid header name: {name!r}")
         if name.lower() in RESERVED_HEADERS:
             raise ValueError(f"header {name!r} is set by dispatcher and cannot be overridden")
-        if len(text) > 1024 or any(c in text for c in "\r\n\0"):
-            raise ValueError(f"header {name!r} has an invalid value")
+        if len(text) > 1024 or not all(" " <= c <= "~" or c == "\t" for c in text):
+            raise ValueError(
+                f"header {name!r}: the value must be printable ASCII, at most 1024 characters"
+            )
+    return value
+
+
+def _check_text(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
     return value
 
 
@@ -71,6 +79,7 @@ class SubscriptionIn(Strict):
     _event_types = field_validator("event_types")(_check_event_types)
     _headers = field_validator("headers")(_check_headers)
     _secret = field_validator("secret")(_check_secret)
+    _text = field_validator("description", "url")(_check_text)
 
 
 class SubscriptionPatch(Strict):
@@ -85,6 +94,7 @@ class SubscriptionPatch(Strict):
     _event_types = field_validator("event_types")(_check_event_types)
     _headers = field_validator("headers")(_check_headers)
     _secret = field_validator("secret")(_check_secret)
+    _text = field_validator("description", "url")(_check_text)
 
 
 class SubscriptionOut(BaseModel):
@@ -189,6 +199,8 @@ class AttemptOut(BaseModel):
 class KeyIn(Strict):
     role: Literal["admin", "publisher", "subscriber"]
     name: str = Field(min_length=1, max_length=200)
+
+    _name = field_validator("name")(_check_text)
 
 
 class KeyOut(BaseModel):
