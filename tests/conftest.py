@@ -13,6 +13,15 @@ from dispatcher.config import Settings
 from .harness import AppServer
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+# Settings every test server starts from: fast retries, private targets allowed.
+TEST_SETTINGS: dict[str, object] = {
+    "admin_token": ADMIN_TOKEN,
+    "allow_private_targets": True,
+    "retry_schedule": (0.2, 0.4),
+    "retry_jitter": 0.0,
+    "delivery_timeout_seconds": 5.0,
+    "poll_interval_seconds": 0.2,
+}
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +42,7 @@ def database_url(tmp_path: Path, migrated_template: Path) -> str:
 @pytest.fixture
 def make_settings(database_url: str) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {
-            "database_url": database_url,
-            "admin_token": ADMIN_TOKEN,
-            "allow_private_targets": True,
-            "retry_schedule": (0.2, 0.4),
-            "retry_jitter": 0.0,
-            "delivery_timeout_seconds": 5.0,
-            "poll_interval_seconds": 0.2,
-        }
-        values.update(overrides)
+        values = {**TEST_SETTINGS, "database_url": database_url, **overrides}
         return Settings(**values)  # type: ignore[arg-type]
 
     return make

@@ -26,7 +26,7 @@ import pytest
 from dispatcher import ids
 from dispatcher.config import Settings
 
-from .conftest import ADMIN_TOKEN
+from .conftest import ADMIN_TOKEN, TEST_SETTINGS
 from .harness import AppServer, Receiver, poll
 
 SMALL_LIMIT = 1024
@@ -42,16 +42,7 @@ def _settings(
 ) -> Settings:
     path = tmp_path_factory.mktemp("bad_input") / "dispatcher.db"
     shutil.copy(template, path)
-    values: dict[str, Any] = {
-        "database_url": f"sqlite+aiosqlite:///{path}",
-        "admin_token": ADMIN_TOKEN,
-        "allow_private_targets": True,
-        "retry_schedule": (0.2, 0.4),
-        "retry_jitter": 0.0,
-        "delivery_timeout_seconds": 5.0,
-        "poll_interval_seconds": 0.2,
-    }
-    values.update(overrides)
+    values = {**TEST_SETTINGS, "database_url": f"sqlite+aiosqlite:///{path}", **overrides}
     return Settings(**values)
 
 

@@ -123,16 +123,17 @@ class RotateIn(Strict):
     _secret = field_validator("secret")(_check_secret)
 
 
+def _check_type(value: str) -> str:
+    if not is_valid_type(value):
+        raise ValueError("must match ^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$")
+    return value
+
+
 class TestIn(Strict):
     type: str = Field(default="dispatcher.test", max_length=TYPE_MAX_LENGTH)
     data: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("type")
-    @classmethod
-    def _type(cls, value: str) -> str:
-        if not is_valid_type(value):
-            raise ValueError("must match ^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$")
-        return value
+    _type = field_validator("type")(_check_type)
 
 
 class TestOut(BaseModel):
@@ -147,12 +148,7 @@ class EventIn(Strict):
     type: str = Field(max_length=TYPE_MAX_LENGTH)
     data: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("type")
-    @classmethod
-    def _type(cls, value: str) -> str:
-        if not is_valid_type(value):
-            raise ValueError("must match ^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$")
-        return value
+    _type = field_validator("type")(_check_type)
 
 
 class EventAccepted(BaseModel):
