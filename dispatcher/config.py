@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
     claim_batch_size: int = Field(default=200, ge=1, le=5_000)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    db_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_command_timeout_seconds: float = Field(default=60.0, gt=0)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     http_max_connections: int = Field(default=256, ge=1)
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"

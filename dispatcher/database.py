@@ -1,97 +1,40 @@
-"""The engine, and everything that differs between SQLite and PostgreSQL.
+"""The database, and everything that differs between SQLite and PostgreSQL.
 
-The rest of the code does not look at the dialect: it asks this module for an engine, for
-the claim statement and for a wake-up channel.
+The rest of the code does not look at the dialect: it asks a ``Database`` for its engine,
+for the claim statement, to announce new due deliveries inside a transaction, and to
+listen for other processes' announcements.
+
+- SQLite (the embedded default): WAL, ``busy_timeout``, writers begin with
+  ``BEGIN IMMEDIATE``; one writer at a time makes the claim atomic; wake-ups stay in the
+  process (``dispatcher serve`` runs API and workers together).
+- PostgreSQL (scale-out): the claim skips rows other workers are claiming
+  (``FOR UPDATE SKIP LOCKED``); a commit that makes deliveries due sends ``NOTIFY``, and
+  every worker process ``LISTEN``s on a connection of its own that reconnects by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .config import Settings
 from .models import delivery_table
 
+log = logging.getLogger("dispatcher.database")
+
 IMMEDIATE = "dispatcher_immediate"  # execution option: a write transaction
-
-
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
-
-
-def make_engine(settings: Settings) -> AsyncEngine:
-    url = settings.database_url
-    if not is_sqlite(url):
-        return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
-    synchronous = settings.sqlite_synchronous
-
-    @sa_event.listens_for(engine.sync_engine, "connect")
-    def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Transactions are begun by hand below, so that writers can take the lock up front.
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @sa_event.listens_for(engine.sync_engine, "begin")
-    def _sqlite_begin(conn: sa.Connection) -> None:
-        # A deferred transaction that reads then writes can fail with SQLITE_BUSY at once
-        # (no busy wait for a lock upgrade); writers start with BEGIN IMMEDIATE instead.
-        immediate = conn.get_execution_options().get(IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
-
-
-def writer(engine: AsyncEngine) -> AsyncEngine:
-    """The same engine, for transactions that write."""
-    return engine.execution_options(**{IMMEDIATE: True})
-
-
-def claim_statement(
-    dialect_name: str, now: datetime, lease_until: datetime, owner: str, limit: int
-) -> sa.Update:
-    """One statement: lease up to ``limit`` due deliveries and return their ids.
-
-    SQLite has one writer at a time, so the sub-select and update are atomic already;
-    PostgreSQL skips rows another worker is claiming at the same instant.
-    """
-    d = delivery_table
-    due = (
-        sa.select(d.c.id)
-        .where(
-            d.c.status == "pending",
-            d.c.next_attempt_at <= now,
-            sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
-        )
-        .order_by(d.c.next_attempt_at)
-        .limit(limit)
-    )
-    if dialect_name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    return (
-        sa.update(d)
-        .where(d.c.id.in_(due.scalar_subquery()))
-        .values(lease_until=lease_until, lease_owner=owner)
-        .returning(d.c.id)
-    )
+CHANNEL = "dispatcher_deliveries"
 
 
 class Wakeup:
-    """Tells idle workers in this process that new deliveries are due.
-
-    On SQLite the API and the workers share a process (``dispatcher serve``), so an
-    in-process event is enough; workers elsewhere fall back to polling.
-    """
+    """Tells idle workers in this process that deliveries may be due."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
@@ -106,3 +49,150 @@ class Wakeup:
         except TimeoutError:
             pass
         self._event.clear()
+
+
+class Database:
+    """SQLite: the embedded default."""
+
+    dialect = "sqlite"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = self._make_engine(settings)
+        self.writer = self.engine.execution_options(**{IMMEDIATE: True})
+        self.wakeup = Wakeup()
+
+    def _make_engine(self, settings: Settings) -> AsyncEngine:
+        engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
+        synchronous = settings.sqlite_synchronous
+
+        @sa_event.listens_for(engine.sync_engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            # Transactions are begun by hand below, so that writers take the lock up front.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.close()
+
+        @sa_event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            # A deferred transaction that reads then writes can fail with SQLITE_BUSY at
+            # once (no busy wait on a lock upgrade); writers start with BEGIN IMMEDIATE.
+            immediate = conn.get_execution_options().get(IMMEDIATE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    def claim_statement(
+        self, now: datetime, lease_until: datetime, owner: str, limit: int
+    ) -> sa.Update:
+        """One statement: lease up to ``limit`` due deliveries and return their ids."""
+        d = delivery_table
+        due = (
+            sa.select(d.c.id)
+            .where(
+                d.c.status == "pending",
+                d.c.next_attempt_at <= now,
+                sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
+            )
+            .order_by(d.c.next_attempt_at)
+            .limit(limit)
+        )
+        return (
+            sa.update(d)
+            .where(d.c.id.in_(self._lockable(due).scalar_subquery()))
+            .values(lease_until=lease_until, lease_owner=owner)
+            .returning(d.c.id)
+        )
+
+    def _lockable(self, due: sa.Select[Any]) -> sa.Select[Any]:
+        return due  # one writer at a time: the sub-select and update are atomic already
+
+    async def announce(self, conn: AsyncConnection) -> None:
+        """Inside a transaction that makes deliveries due: tell other processes on commit."""
+
+    async def listen(self) -> None:
+        """Turn other processes' announcements into wake-ups, until cancelled."""
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class PostgresDatabase(Database):
+    """PostgreSQL: many API and worker processes on one database."""
+
+    dialect = "postgresql"
+
+    def _make_engine(self, settings: Settings) -> AsyncEngine:
+        return create_async_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            connect_args={
+                "timeout": settings.db_connect_timeout_seconds,
+                "command_timeout": settings.db_command_timeout_seconds,
+                "server_settings": {"application_name": "dispatcher"},
+            },
+        )
+
+    def _lockable(self, due: sa.Select[Any]) -> sa.Select[Any]:
+        return due.with_for_update(skip_locked=True)
+
+    async def announce(self, conn: AsyncConnection) -> None:
+        # Delivered when (and only if) the transaction commits.
+        await conn.execute(sa.text(f"SELECT pg_notify('{CHANNEL}', '')"))
+
+    async def listen(self) -> None:
+        url = make_url(self.settings.database_url).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        delay = 0.5
+        while True:
+            try:
+                await self._listen_once(dsn)
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("LISTEN connection lost (%s); reconnecting in %.1f s",
+                            type(exc).__name__, delay)
+            # Whatever was announced while the connection was down: look now.
+            self.wakeup.notify()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _listen_once(self, dsn: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            dsn, timeout=self.settings.db_connect_timeout_seconds,
+            server_settings={"application_name": "dispatcher-listen"},
+        )
+        try:
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _c: lost.set())
+            await conn.add_listener(CHANNEL, lambda *_a: self.wakeup.notify())
+            self.wakeup.notify()
+            while not lost.is_set():
+                try:
+                    async with asyncio.timeout(10):
+                        await lost.wait()
+                except TimeoutError:
+                    # A half-open TCP connection never says it is gone: ask.
+                    await conn.fetchval("SELECT 1", timeout=5)
+            raise ConnectionError("the LISTEN connection was closed")
+        finally:
+            if not conn.is_closed():
+                conn.terminate()
+
+
+def open_database(settings: Settings) -> Database:
+    if settings.database_url.startswith("sqlite"):
+        return Database(settings)
+    if settings.database_url.startswith("postgresql"):
+        return PostgresDatabase(settings)
+    raise ValueError("DISPATCHER_DATABASE_URL must be sqlite+aiosqlite:// or postgresql+asyncpg://")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from .config import Settings
-from .database import make_engine
+from .database import open_database
 from .store import Store
 from .transport import make_http_client
 from .worker import Worker
@@ -38,16 +38,21 @@ class Runtime:
 
 @asynccontextmanager
 async def running(settings: Settings, *, workers: bool) -> AsyncIterator[Runtime]:
-    engine = make_engine(settings)
-    store = Store(engine)
+    db = open_database(settings)
+    store = Store(db)
     client = make_http_client(settings)
     runtime = Runtime(settings, store, client)
+    listener: asyncio.Task[None] | None = None
     try:
         if workers:
+            listener = asyncio.create_task(db.listen(), name="listen")
             runtime.worker = Worker(store, client, settings)
             runtime.worker_task = asyncio.create_task(runtime.worker.run(), name="worker")
         yield runtime
     finally:
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
         if runtime.worker is not None and runtime.worker_task is not None:
             runtime.worker.stop()
             try:
@@ -64,4 +69,4 @@ async def running(settings: Settings, *, workers: bool) -> AsyncIterator[Runtime
             except Exception:
                 log.exception("could not release leases; they will expire")
         await client.aclose()
-        await engine.dispose()
+        await db.dispose()

@@ -18,10 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import event_types, ids
-from .database import Wakeup, claim_statement, writer
+from .database import Database
 from .models import (
     api_key_table,
     attempt_table,
@@ -116,10 +115,11 @@ def _row(r: sa.Row[Any]) -> dict[str, Any]:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine, wakeup: Wakeup | None = None) -> None:
-        self.engine = engine
-        self.writer = writer(engine)
-        self.wakeup = wakeup or Wakeup()
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.engine = db.engine
+        self.writer = db.writer
+        self.wakeup = db.wakeup
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -265,6 +265,7 @@ class Store:
                         .where(d.c.subscription_id == sub_id, d.c.status == "held")
                         .values(status="pending", next_attempt_at=d.c.created_at, updated_at=now)
                     )
+                    await self.db.announce(conn)
                 elif not values["enabled"] and current.enabled:
                     values["disabled_reason"] = "manual"
             values["updated_at"] = now
@@ -371,6 +372,7 @@ class Store:
                 ]
                 if rows:
                     await conn.execute(sa.insert(d), rows)
+                    await self.db.announce(conn)
         except IntegrityError:
             # The same idempotency key, committed by a concurrent request first.
             if idempotency_key is None:
@@ -509,6 +511,7 @@ class Store:
                     updated_at=now,
                 )
             )
+            await self.db.announce(conn)
             row = (await conn.execute(stmt)).one()
         self.wakeup.notify()
         return _row(row)
@@ -521,7 +524,7 @@ class Store:
         now = utcnow()
         until = now + timedelta(seconds=lease_seconds)
         async with self.writer.begin() as conn:
-            stmt = claim_statement(conn.dialect.name, now, until, owner, limit)
+            stmt = self.db.claim_statement(now, until, owner, limit)
             claimed = (await conn.execute(stmt)).scalars().all()
             if not claimed:
                 return []
@@ -613,6 +616,17 @@ class Store:
                     .where(s.c.id.in_(gone), s.c.enabled.is_(True))
                     .values(enabled=False, disabled_reason="gone", updated_at=now)
                 )
+
+    async def extend_leases(self, owner: str, lease_seconds: float) -> int:
+        """Keep this worker's leases: it is alive, its attempts are merely slow."""
+        d = delivery_table
+        async with self.writer.begin() as conn:
+            result = await conn.execute(
+                sa.update(d)
+                .where(d.c.lease_owner == owner, d.c.status == "pending")
+                .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+            )
+        return result.rowcount
 
     async def release_leases(self, owner: str) -> None:
         """Give back the deliveries this worker claimed but did not attempt."""

@@ -38,17 +38,18 @@ class Worker:
         self.policy = policy or RetryPolicy(settings.retry_schedule, settings.retry_jitter)
         self.owner = f"wrk_{uuid.uuid4().hex[:16]}"
         self.heartbeat = utcnow()
-        self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
         """Deliver until ``stop()``; then finish what is in flight and record it."""
-        recorder = asyncio.create_task(self._record_loop(), name="dispatcher-recorder")
+        recorder = asyncio.create_task(self._record_loop(), name="recorder")
+        renewer = asyncio.create_task(self._renew_loop(), name="lease-renewer")
         try:
             await self._claim_loop()
         finally:
+            renewer.cancel()
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
             self._stopping.set()
@@ -132,6 +133,16 @@ class Worker:
                 gone=step.gone,
             )
         )
+
+    async def _renew_loop(self) -> None:
+        """Extend this worker's leases a third of the way through, while it lives."""
+        lease = self.settings.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self.store.extend_leases(self.owner, lease)
+            except Exception as exc:
+                log.warning("could not extend leases (%s)", type(exc).__name__)
 
     async def _record_loop(self) -> None:
         while True:

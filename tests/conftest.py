@@ -1,15 +1,16 @@
 from __future__ import annotations
 
-import shutil
+import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 
-from dispatcher import migrate
 from dispatcher.config import Settings
 
+from .databases import POSTGRES_ADMIN_URL, Databases, postgres_problem
 from .harness import AppServer
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -24,19 +25,53 @@ TEST_SETTINGS: dict[str, object] = {
 }
 
 
+ENGINES = [e.strip() for e in os.environ.get(
+    "DISPATCHER_TEST_ENGINES", "sqlite,postgresql").split(",") if e.strip()]
+_postgres: dict[str, str | None] = {}
+
+
+def _postgres_problem() -> str | None:
+    if "problem" not in _postgres:
+        _postgres["problem"] = postgres_problem()
+    return _postgres["problem"]
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every test that touches a database runs once per engine."""
+    if request.param == "postgresql" and _postgres_problem() is not None:
+        pytest.skip(f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL}: {_postgres_problem()}")
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated to head once; each test gets a copy."""
-    path = tmp_path_factory.mktemp("template") / "template.db"
-    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
-    return path
+def databases(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    made = Databases(engine, tmp_path_factory.mktemp(engine))
+    yield made
+    made.close()
 
 
 @pytest.fixture
-def database_url(tmp_path: Path, migrated_template: Path) -> str:
-    path = tmp_path / "dispatcher.db"
-    shutil.copy(migrated_template, path)
-    return f"sqlite+aiosqlite:///{path}"
+def database_url(databases: Databases) -> Iterator[str]:
+    url = databases.new()
+    yield url
+    databases.drop(url)
+
+
+def pytest_report_header() -> str:
+    if "postgresql" not in ENGINES:
+        return "engines: " + ", ".join(ENGINES) + " (PostgreSQL not asked for)"
+    problem = _postgres_problem()
+    if problem is None:
+        return f"engines: {', '.join(ENGINES)} (PostgreSQL at {POSTGRES_ADMIN_URL})"
+    return f"engines: sqlite only -- PostgreSQL SKIPPED, it does not answer: {problem}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if "postgresql" in ENGINES and _postgres_problem() is not None:
+        terminalreporter.write_line(
+            f"PostgreSQL SKIPPED: {POSTGRES_ADMIN_URL} does not answer "
+            f"({_postgres_problem()}); only SQLite was tested.", yellow=True, bold=True)
 
 
 @pytest.fixture
@@ -57,6 +92,20 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 def app_server(settings: Settings) -> Iterator[AppServer]:
     with AppServer(settings) as server:
         yield server
+
+
+@pytest.fixture
+def serve(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
+    """``with serve(**overrides) as admin:`` an app of its own, and an admin client for it."""
+
+    @contextmanager
+    def start(**overrides: object) -> Iterator[httpx.Client]:
+        with AppServer(make_settings(**overrides)) as server, httpx.Client(
+            base_url=server.url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        ) as client:
+            yield client
+
+    return start
 
 
 @pytest.fixture

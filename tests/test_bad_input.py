@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +25,7 @@ from dispatcher import ids
 from dispatcher.config import Settings
 
 from .conftest import ADMIN_TOKEN, TEST_SETTINGS
+from .databases import Databases
 from .harness import AppServer, Receiver, poll
 
 SMALL_LIMIT = 1024
@@ -37,38 +36,26 @@ JSON = {"content-type": "application/json"}
 # ---- servers and helpers ------------------------------------------------------------------
 
 
-def _settings(
-    tmp_path_factory: pytest.TempPathFactory, template: Path, **overrides: Any
-) -> Settings:
-    path = tmp_path_factory.mktemp("bad_input") / "dispatcher.db"
-    shutil.copy(template, path)
-    values = {**TEST_SETTINGS, "database_url": f"sqlite+aiosqlite:///{path}", **overrides}
+def _settings(databases: Databases, **overrides: Any) -> Settings:
+    values = {**TEST_SETTINGS, "database_url": databases.new(), **overrides}
     return Settings(**values)
 
 
 @pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, migrated_template: Path
-) -> Iterator[AppServer]:
-    with AppServer(_settings(tmp_path_factory, migrated_template)) as app:
+def server(databases: Databases) -> Iterator[AppServer]:
+    with AppServer(_settings(databases)) as app:
         yield app
 
 
 @pytest.fixture(scope="module")
-def strict_server(
-    tmp_path_factory: pytest.TempPathFactory, migrated_template: Path
-) -> Iterator[AppServer]:
-    settings = _settings(tmp_path_factory, migrated_template, allow_private_targets=False)
-    with AppServer(settings) as app:
+def strict_server(databases: Databases) -> Iterator[AppServer]:
+    with AppServer(_settings(databases, allow_private_targets=False)) as app:
         yield app
 
 
 @pytest.fixture(scope="module")
-def small_server(
-    tmp_path_factory: pytest.TempPathFactory, migrated_template: Path
-) -> Iterator[AppServer]:
-    settings = _settings(tmp_path_factory, migrated_template, max_payload_bytes=SMALL_LIMIT)
-    with AppServer(settings) as app:
+def small_server(databases: Databases) -> Iterator[AppServer]:
+    with AppServer(_settings(databases, max_payload_bytes=SMALL_LIMIT)) as app:
         yield app
 
 

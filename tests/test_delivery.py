@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from .harness import AppServer, Receiver, Reply, poll
+from .harness import Receiver, Reply, poll
 
 
 def subscribe(admin, url, **fields):
@@ -171,13 +171,11 @@ def test_gone_fails_and_disables_the_subscription(admin):
         assert [d["status"] for d in deliveries_of(admin, second["id"])] == ["held"]
 
 
-def test_retry_after_is_honoured(admin, make_settings):
+def test_retry_after_is_honoured(serve):
     # Retry-After: 1 on a 429 replaces the 0.2 s first delay (the cap is the longest, 2 s).
-    settings = make_settings(retry_schedule=(0.2, 2.0))
-    with AppServer(settings) as server, Receiver(
+    with serve(retry_schedule=(0.2, 2.0)) as admin, Receiver(
         lambda n, r: Reply(429, headers={"retry-after": "1"}) if n == 1 else Reply(200)
     ) as receiver:
-        admin.base_url = server.url
         subscribe(admin, receiver.url)
         event = publish(admin)
         [delivery] = settled(admin, event["id"])
@@ -186,11 +184,10 @@ def test_retry_after_is_honoured(admin, make_settings):
         assert 0.9 <= gap < 2.0
 
 
-def test_timeouts_and_connection_errors_are_retried(admin, make_settings):
-    settings = make_settings(delivery_timeout_seconds=0.5)
+def test_timeouts_and_connection_errors_are_retried(serve):
     replies = {1: Reply(delay=2.0), 2: Reply(close_without_answer=True)}
-    with AppServer(settings) as server, Receiver(lambda n, r: replies.get(n, Reply())) as receiver:
-        admin.base_url = server.url
+    with serve(delivery_timeout_seconds=0.5) as admin, \
+            Receiver(lambda n, r: replies.get(n, Reply())) as receiver:
         subscribe(admin, receiver.url)
         event = publish(admin)
         [delivery] = settled(admin, event["id"])
@@ -305,12 +302,10 @@ def test_reenabling_releases_held_deliveries_and_deleting_cancels(admin):
         assert admin.get(f"/v1/subscriptions/{gone['id']}").status_code == 404
 
 
-def test_new_events_wake_the_worker_and_retries_come_due_without_polling(admin, make_settings):
+def test_new_events_wake_the_worker_and_retries_come_due_without_polling(serve):
     # A poll interval far longer than the test: only wake-ups can make this pass in time.
-    settings = make_settings(poll_interval_seconds=60)
-    with AppServer(settings) as server, \
+    with serve(poll_interval_seconds=60) as admin, \
             Receiver(lambda n, r: Reply(500 if n <= 2 else 200)) as receiver:
-        admin.base_url = server.url
         subscribe(admin, receiver.url)
         event = publish(admin)
         [delivery] = settled(admin, event["id"])
@@ -321,11 +316,9 @@ def test_new_events_wake_the_worker_and_retries_come_due_without_polling(admin, 
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-def test_both_http_transports_deliver(admin, make_settings, transport):
-    settings = make_settings(http_transport=transport)
-    with AppServer(settings) as server, \
+def test_both_http_transports_deliver(serve, transport):
+    with serve(http_transport=transport) as admin, \
             Receiver(lambda n, r: Reply(503 if n == 1 else 200, b"y" * 9000)) as receiver:
-        admin.base_url = server.url
         sub = subscribe(admin, receiver.url)
         event = publish(admin)
         [delivery] = settled(admin, event["id"])

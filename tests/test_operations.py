@@ -18,11 +18,11 @@ def test_health_and_readiness(app_server):
     assert httpx.get(app_server.url + "/readyz").status_code == 200
 
 
-def test_readiness_fails_while_the_database_does_not_answer(make_settings, tmp_path):
+def test_readiness_fails_while_the_database_does_not_answer(make_settings, databases):
     from .harness import AppServer
 
-    # A directory where the database file should be: every query fails.
-    settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}")
+    settings = make_settings(database_url=databases.unreachable_url(),
+                             db_connect_timeout_seconds=1)
     with AppServer(settings, workers=False) as server:
         ready = httpx.get(server.url + "/readyz")
         assert ready.status_code == 503

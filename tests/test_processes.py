@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import httpx
 import pytest
 
+from .databases import scalar
 from .harness import Receiver, Reply, ServeProcess, poll
 
 ADMIN = {"authorization": "Bearer test-admin-token-0123456789"}
@@ -79,11 +79,8 @@ def test_sigkill_with_deliveries_in_flight_loses_nothing(tmp_path, database_url)
             poll(lambda: receiver.count() >= 20, 10, message="deliveries in flight")
             server.kill()
             # The kill came mid-flight: leased deliveries that no answer has finished yet.
-            path = database_url.split("///", 1)[1]
-            with sqlite3.connect(path) as db:
-                leased = db.execute(
-                    "SELECT count(*) FROM delivery WHERE status = 'pending' "
-                    "AND lease_owner IS NOT NULL").fetchone()[0]
+            leased = scalar(database_url, "SELECT count(*) FROM delivery WHERE status = "
+                            "'pending' AND lease_owner IS NOT NULL")
             assert leased > 0
         finally:
             if server.process.poll() is None:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +19,8 @@ import pytest
 from dispatcher import ids
 from dispatcher.config import Settings
 
-from .conftest import ADMIN_TOKEN
+from .conftest import ADMIN_TOKEN, TEST_SETTINGS
+from .databases import Databases
 from .harness import AppServer, Receiver, poll
 
 FANOUT_TYPE = "roles.fanout"
@@ -78,18 +77,8 @@ def all_pages(client: httpx.Client, path: str, **params: Any) -> list[dict[str, 
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[World]:
-    path = tmp_path_factory.mktemp("roles") / "dispatcher.db"
-    shutil.copy(migrated_template, path)
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{path}",
-        admin_token=ADMIN_TOKEN,
-        allow_private_targets=True,
-        retry_schedule=(0.2, 0.4),
-        retry_jitter=0.0,
-        delivery_timeout_seconds=5.0,
-        poll_interval_seconds=0.2,
-    )
+def world(databases: Databases) -> Iterator[World]:
+    settings = Settings(**{**TEST_SETTINGS, "database_url": databases.new()})
     with (
         Receiver() as receiver,
         AppServer(settings) as server,

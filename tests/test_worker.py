@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from dispatcher.database import make_engine
+from dispatcher.database import open_database
 from dispatcher.store import Store
 from dispatcher.transport import make_http_client
 from dispatcher.worker import Worker
@@ -17,7 +17,7 @@ from .harness import Receiver, Reply
 
 async def deliver_all(settings, subscription: dict[str, Any], events: int) -> list[dict]:
     """Store ``events`` events for one subscription, run a worker until none is pending."""
-    store = Store(make_engine(settings))
+    store = Store(open_database(settings))
     client = make_http_client(settings)
     sub = await store.create_subscription("key_test", subscription)
     for i in range(events):
@@ -38,7 +38,7 @@ async def deliver_all(settings, subscription: dict[str, Any], events: int) -> li
     attempts = []
     for delivery in page.rows:
         attempts += (await store.list_attempts(delivery["id"], None, None, 100, "asc")).rows
-    await store.engine.dispose()
+    await store.db.dispose()
     return attempts
 
 

@@ -55,7 +55,9 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
         async with running(settings, workers=workers) as runtime:
+            # Done before serving when the database answers; in the background if not.
             bootstrap = asyncio.create_task(_bootstrap_admin(runtime.store, settings))
+            await asyncio.wait([bootstrap], timeout=settings.db_connect_timeout_seconds)
             try:
                 yield {
                     "runtime": runtime,

@@ -1,0 +1,131 @@
+"""Fresh, migrated databases for tests: SQLite files, and PostgreSQL databases.
+
+Each engine has one database migrated to head per session; each test gets a copy (a file
+copy, or ``CREATE DATABASE … TEMPLATE``), dropped after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from dispatcher import migrate
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DISPATCHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def postgres_problem() -> str | None:
+    """None when the PostgreSQL server for tests answers, else why not."""
+
+    async def check() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(check())
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+async def _admin(*statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _pg_url(name: str) -> str:
+    url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+asyncpg", database=name)
+    return url.render_as_string(hide_password=False)
+
+
+class Databases:
+    def __init__(self, engine: str, folder: Path) -> None:
+        self.engine = engine
+        self.folder = folder
+        self.prefix = f"dispatcher_test_{os.getpid()}_{secrets.token_hex(3)}"
+        self.made: set[str] = set()
+        self.template = self._create_template()
+
+    def _create_template(self) -> str:
+        if self.engine == "sqlite":
+            path = self.folder / "template.db"
+            migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+            return str(path)
+        name = f"{self.prefix}_template"
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        migrate.upgrade(_pg_url(name))
+        return name
+
+    def new(self) -> str:
+        """The URL of a new database at head."""
+        if self.engine == "sqlite":
+            path = self.folder / f"db_{len(self.made)}_{secrets.token_hex(3)}.db"
+            shutil.copy(self.template, path)
+            self.made.add(str(path))
+            return f"sqlite+aiosqlite:///{path}"
+        name = f"{self.prefix}_{len(self.made)}"
+        asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
+        self.made.add(name)
+        return _pg_url(name)
+
+    def drop(self, url: str) -> None:
+        if self.engine == "sqlite":
+            return  # files go with pytest's tmp folders
+        name = make_url(url).database
+        self.made.discard(name)
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def close(self) -> None:
+        if self.engine == "postgresql":
+            names = [*self.made, self.template]
+            asyncio.run(_admin(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names)))
+
+    def unreachable_url(self) -> str:
+        """A URL of the same engine whose database never answers."""
+        if self.engine == "sqlite":
+            return f"sqlite+aiosqlite:///{self.folder}"  # a folder, not a file
+        return "postgresql+asyncpg://postgres@127.0.0.1:1/none"
+
+
+def scalar(url: str, sql: str, **params: Any) -> Any:
+    """One value from the database at ``url`` (for assertions on rows)."""
+
+    async def run() -> Any:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return (await conn.execute(sa.text(sql), params)).scalar()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def rows(url: str, sql: str, **params: Any) -> list[Any]:
+    async def run() -> list[Any]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return list((await conn.execute(sa.text(sql), params)).all())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
