@@ -40,6 +40,8 @@ def _postgres_problem() -> str | None:
 def engine(request: pytest.FixtureRequest) -> str:
     """Every test that touches a database runs once per engine."""
     if request.param == "postgresql" and _postgres_problem() is not None:
+        if os.environ.get("DISPATCHER_TEST_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required but does not answer: {_postgres_problem()}")
         pytest.skip(f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL}: {_postgres_problem()}")
     return request.param
 

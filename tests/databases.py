@@ -74,6 +74,16 @@ class Databases:
         migrate.upgrade(_pg_url(name))
         return name
 
+    def empty(self) -> str:
+        """The URL of a new database with no schema at all."""
+        if self.engine == "sqlite":
+            path = self.folder / f"empty_{secrets.token_hex(4)}.db"
+            return f"sqlite+aiosqlite:///{path}"
+        name = f"{self.prefix}_{len(self.made)}_empty"
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        self.made.add(name)
+        return _pg_url(name)
+
     def new(self) -> str:
         """The URL of a new database at head."""
         if self.engine == "sqlite":
