@@ -149,7 +149,9 @@ class AppServer:
 
 
 class ServeProcess:
-    """``dispatcher serve`` as its own process, its log in a file."""
+    """``dispatcher serve`` (or ``api``, ``worker``) as its own process, its log in a file."""
+
+    command = "serve"
 
     def __init__(self, database_url: str, log_path: Any, **env: str) -> None:
         import os
@@ -166,7 +168,7 @@ class ServeProcess:
             "PYTHONWARNINGS": "always::ResourceWarning",
             **env,
         }
-        self.argv = [sys.executable, "-m", "dispatcher.cli", "serve"]
+        self.argv = [sys.executable, "-m", "dispatcher.cli", self.command]
         self.process: Any = None
 
     @property
@@ -176,7 +178,6 @@ class ServeProcess:
     def start(self) -> ServeProcess:
         import subprocess
 
-        import httpx
 
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
@@ -184,14 +185,19 @@ class ServeProcess:
 
         def up() -> bool:
             if self.process.poll() is not None:
-                raise RuntimeError(f"dispatcher serve exited: {self.log()}")
-            try:
-                return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+                raise RuntimeError(f"dispatcher {self.command} exited: {self.log()}")
+            return self.ready()
 
-        poll(up, 30, 0.1, message="dispatcher serve start-up")
+        poll(up, 30, 0.1, message=f"dispatcher {self.command} start-up")
         return self
+
+    def ready(self) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def kill(self) -> None:
         import signal
@@ -214,3 +220,78 @@ class ServeProcess:
     def log(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return f.read()
+
+
+class ApiProcess(ServeProcess):
+    command = "api"
+
+
+class WorkerProcess(ServeProcess):
+    command = "worker"
+
+    def ready(self) -> bool:
+        return "worker wrk_" in self.log()
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 that can be cut and restored: a database that goes away.
+
+    ``down()`` closes the listening socket and every open connection; ``up()`` listens on
+    the same port again.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server: asyncio.AbstractServer | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        self.writers -= {writer, up_writer}
+
+    async def _up(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port,
+                                                 reuse_address=True)
+
+    async def _down(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for writer in list(self.writers):
+            writer.transport.abort()
+        self.writers.clear()
+
+    def up(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._up(), self.loop).result(10)
+
+    def down(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._down(), self.loop).result(10)
+
+    def __enter__(self) -> TcpProxy:
+        self.thread.start()
+        self.up()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.down()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

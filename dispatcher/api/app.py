@@ -25,7 +25,7 @@ ERROR_RESPONSES = {
     for code, text in {
         400: "bad request", 401: "missing or unknown API key", 403: "role may not do this",
         404: "not found", 409: "conflict", 413: "body too large", 415: "not JSON",
-        422: "invalid fields",
+        422: "invalid fields", 503: "the database does not answer",
     }.items()
 }
 

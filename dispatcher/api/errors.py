@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..store import Conflict, NotFound
@@ -86,6 +88,17 @@ def _conflict(_: Request, exc: Exception) -> JSONResponse:
     return error_response(409, exc.code, exc.message)
 
 
+def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and not (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return _internal(request, exc)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                type(exc).__name__)
+    return error_response(503, "database_unavailable",
+                          "the database does not answer; try again shortly", **{"retry-after": "1"})
+
+
 def _internal(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal error; the server log has details")
@@ -97,4 +110,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
+    for kind in (DBAPIError, SATimeoutError, OSError):
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(Exception, _internal)
