@@ -6,7 +6,7 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
@@ -33,6 +33,10 @@ def do_run_migrations(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Many `dispatcher api` processes may start at once: one migrates, the others
+            # wait here and then find the schema at head.
+            connection.execute(text("SELECT pg_advisory_xact_lock(72531906)"))
         context.run_migrations()
 
 
