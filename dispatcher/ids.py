@@ -11,6 +11,7 @@ import re
 import secrets
 import threading
 import time
+from datetime import datetime
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _RANDOM_BITS = 80
@@ -38,6 +39,16 @@ def new_id(prefix: str) -> str:
             value = _last + 1
         _last = value
     return f"{prefix}_{_encode(value)}"
+
+
+def time_bound(prefix: str, when: datetime) -> str:
+    """The smallest id of ``prefix`` made at ``when`` (millisecond precision).
+
+    Ids sort by creation, so a time window on a table is also a range of its primary key,
+    which the database can scan instead of filtering every row.
+    """
+    millis = max(0, int(when.timestamp() * 1000))
+    return f"{prefix}_{_encode(millis << _RANDOM_BITS)}"
 
 
 def is_id(value: str, prefix: str) -> bool:

@@ -95,6 +95,7 @@ class Delivery(SQLModel, table=True):
         sa.Index("ix_delivery_status_id", "status", "id"),
         sa.Index("ix_delivery_subscription_id", "subscription_id", "id"),
         sa.Index("ix_delivery_event_id", "event_id", "id"),
+        sa.Index("ix_delivery_event_type_id", "event_type", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=40)

@@ -65,7 +65,7 @@ async def running(settings: Settings, *, workers: bool) -> AsyncIterator[Runtime
             except Exception:
                 log.exception("the worker stopped with an error")
             try:
-                await store.release_leases(runtime.worker.owner)
+                await store.release_leases(runtime.worker.owner, list(runtime.worker.leased))
             except Exception:
                 log.exception("could not release leases; they will expire")
         await client.aclose()

@@ -32,6 +32,8 @@ from .models import (
 from .signing import generate_secret, secret_key
 
 OPEN_STATUSES = ("pending", "held")
+# An id and its row's created_at come from two clock reads; id bounds allow for that.
+ID_CLOCK_SLACK = timedelta(seconds=5)
 
 
 class NotFound(Exception):
@@ -417,9 +419,11 @@ class Store:
         if event_type is not None:
             stmt = stmt.where(e.c.type == event_type)
         if after is not None:
-            stmt = stmt.where(e.c.created_at > after)
+            stmt = stmt.where(e.c.created_at > after,
+                              e.c.id >= ids.time_bound("evt", after - ID_CLOCK_SLACK))
         if before is not None:
-            stmt = stmt.where(e.c.created_at < before)
+            stmt = stmt.where(e.c.created_at < before,
+                              e.c.id < ids.time_bound("evt", before + ID_CLOCK_SLACK))
         return await self._page(stmt, e.c.id, cursor, limit, order)
 
     async def get_event(self, event_id: str, publisher: str | None) -> dict[str, Any]:
@@ -466,9 +470,11 @@ class Store:
         if event_id is not None:
             stmt = stmt.where(d.c.event_id == event_id)
         if since is not None:
-            stmt = stmt.where(d.c.created_at >= since)
+            stmt = stmt.where(d.c.created_at >= since,
+                              d.c.id >= ids.time_bound("dlv", since - ID_CLOCK_SLACK))
         if until is not None:
-            stmt = stmt.where(d.c.created_at < until)
+            stmt = stmt.where(d.c.created_at < until,
+                              d.c.id < ids.time_bound("dlv", until + ID_CLOCK_SLACK))
         return await self._page(stmt, d.c.id, cursor, limit, order)
 
     async def get_delivery(self, delivery_id: str, owner: str | None) -> dict[str, Any]:
@@ -617,32 +623,45 @@ class Store:
                     .values(enabled=False, disabled_reason="gone", updated_at=now)
                 )
 
-    async def extend_leases(self, owner: str, lease_seconds: float) -> int:
-        """Keep this worker's leases: it is alive, its attempts are merely slow."""
+    async def extend_leases(self, owner: str, ids: Sequence[str], lease_seconds: float) -> int:
+        """Keep this worker's leases on ``ids``: it is alive, its attempts merely slow."""
+        if not ids:
+            return 0
         d = delivery_table
         async with self.writer.begin() as conn:
             result = await conn.execute(
                 sa.update(d)
-                .where(d.c.lease_owner == owner, d.c.status == "pending")
+                .where(d.c.id.in_(ids), d.c.lease_owner == owner)
                 .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
             )
         return result.rowcount
 
-    async def release_leases(self, owner: str) -> None:
-        """Give back the deliveries this worker claimed but did not attempt."""
+    async def release_leases(self, owner: str, ids: Sequence[str]) -> None:
+        """Give back leases on ``ids``: they are due again at once."""
+        if not ids:
+            return
         d = delivery_table
         async with self.writer.begin() as conn:
             await conn.execute(
                 sa.update(d)
-                .where(d.c.lease_owner == owner, d.c.status == "pending")
+                .where(d.c.id.in_(ids), d.c.lease_owner == owner)
                 .values(lease_until=None, lease_owner=None)
             )
 
     async def next_due_at(self) -> datetime | None:
+        """When the next unleased pending delivery comes due (an index range, LIMIT 1)."""
         d = delivery_table
+        now = utcnow()
         async with self.engine.connect() as conn:
             return await conn.scalar(
-                sa.select(sa.func.min(d.c.next_attempt_at)).where(d.c.status == "pending")
+                sa.select(d.c.next_attempt_at)
+                .where(
+                    d.c.status == "pending",
+                    d.c.next_attempt_at.is_not(None),
+                    sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
+                )
+                .order_by(d.c.next_attempt_at)
+                .limit(1)
             )
 
     # ---- lists --------------------------------------------------------------------------

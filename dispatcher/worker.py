@@ -39,6 +39,7 @@ class Worker:
         self.owner = f"wrk_{uuid.uuid4().hex[:16]}"
         self.heartbeat = utcnow()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self.leased: set[str] = set()  # claimed by this worker, attempt not yet recorded
         self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
         self._stopping = asyncio.Event()
 
@@ -78,6 +79,7 @@ class Worker:
                 await self.store.wakeup.wait(settings.poll_interval_seconds)
                 continue
             for job in jobs:
+                self.leased.add(job.delivery_id)
                 task = asyncio.create_task(self._attempt(job))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
@@ -103,6 +105,7 @@ class Worker:
             await self._attempt_and_queue(job)
         except Exception:
             # Not recorded: the lease runs out and the delivery is attempted again.
+            self.leased.discard(job.delivery_id)
             log.exception("attempt of delivery %s failed inside dispatcher", job.delivery_id)
 
     async def _attempt_and_queue(self, job: Job) -> None:
@@ -140,7 +143,7 @@ class Worker:
         while True:
             await asyncio.sleep(lease / 3)
             try:
-                await self.store.extend_leases(self.owner, lease)
+                await self.store.extend_leases(self.owner, list(self.leased), lease)
             except Exception as exc:
                 log.warning("could not extend leases (%s)", type(exc).__name__)
 
@@ -160,6 +163,7 @@ class Worker:
         while True:
             try:
                 await self.store.record_attempts(self.owner, batch)
+                self.leased.difference_update(r.job.delivery_id for r in batch)
                 break
             except Exception:
                 if self._stopping.is_set() and delay > 5:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher.ids import PREFIXES, is_id, new_id
+from dispatcher.ids import PREFIXES, is_id, new_id, time_bound
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 CONTRACT_PREFIXES = ["sub", "evt", "dlv", "att", "key"]
@@ -128,3 +129,11 @@ VALID = "0" + "123456789abcdefghjkmnpqrstv"[:25]  # 26 characters of the alphabe
 )
 def test_is_id(value, prefix, expected):
     assert is_id(value, prefix) is expected
+
+
+def test_time_bounds_enclose_the_ids_made_at_that_time():
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
+    made = new_id("dlv")
+    after = datetime.now(UTC) + timedelta(milliseconds=1)
+    assert time_bound("dlv", before) <= made < time_bound("dlv", after)
+    assert time_bound("dlv", after) < time_bound("dlv", after + timedelta(seconds=1))
