@@ -6,7 +6,6 @@ import asyncio
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
@@ -16,10 +15,6 @@ from dispatcher import migrate
 from .databases import rows, scalar
 
 TABLES = {"api_key", "subscription", "event", "delivery", "attempt"}
-
-
-def _head() -> str:
-    return ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_current_head()
 
 
 def _tables(url: str, engine: str) -> set[str]:
@@ -34,7 +29,7 @@ def test_upgrade_from_empty_to_head_and_back(databases, engine):
     url = databases.empty()
     migrate.upgrade(url)
     assert TABLES | {"alembic_version"} <= _tables(url, engine)
-    assert scalar(url, "SELECT version_num FROM alembic_version") == _head()
+    assert scalar(url, "SELECT version_num FROM alembic_version") == migrate.head()
     migrate.downgrade(url, "base")
     assert not TABLES & _tables(url, engine)
     migrate.upgrade(url)
