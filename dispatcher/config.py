@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(default=256 * 1024, gt=0)
     disable_after_seconds: float = Field(default=5 * 24 * 3600, gt=0)
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
+    max_in_flight_per_subscription: int = Field(default=16, ge=1, le=10_000)
+    retention_days: float = Field(default=30, gt=0)
     claim_batch_size: int = Field(default=200, ge=1, le=5_000)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1, le=1000)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -86,9 +87,14 @@ class Database:
         return engine
 
     def claim_statement(
-        self, now: datetime, lease_until: datetime, owner: str, limit: int
+        self, now: datetime, lease_until: datetime, owner: str, limit: int,
+        skip: Sequence[str] = (),
     ) -> sa.Update:
-        """One statement: lease up to ``limit`` due deliveries and return their ids."""
+        """One statement: lease up to ``limit`` due deliveries and return their ids.
+
+        ``skip`` names subscriptions whose deliveries must wait (at their cap of attempts
+        in flight, or over their rate limit).
+        """
         d = delivery_table
         due = (
             sa.select(d.c.id)
@@ -100,6 +106,8 @@ class Database:
             .order_by(d.c.next_attempt_at)
             .limit(limit)
         )
+        if skip:
+            due = due.where(d.c.subscription_id.not_in(skip))
         return (
             sa.update(d)
             .where(d.c.id.in_(self._lockable(due).scalar_subquery()))

@@ -65,6 +65,9 @@ class Subscription(SQLModel, table=True):
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=32)
     rate_limit_per_second: int | None = None
+    # The rate limit's current one-second window (unix seconds) and attempts started in it.
+    rate_window: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
+    rate_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     failing_since: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +63,17 @@ def encode_payload(event_type: str, created_at: datetime, data: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    """Which deliveries an operator means: for replay, recover and the CLI."""
+
+    status: str = "failed"
+    subscription_id: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
 @dataclass(slots=True)
 class Page:
     rows: list[dict[str, Any]]
@@ -84,6 +95,7 @@ class Job:
     headers: dict[str, str]
     keys: list[bytes]
     payload: bytes
+    rate_limit: int | None = None  # the subscription's rate_limit_per_second
 
 
 @dataclass(slots=True)
@@ -110,6 +122,37 @@ def valid_keys(secret_list: Sequence[dict[str, Any]], now: datetime) -> list[byt
         if expires is None or datetime.fromisoformat(expires) > now:
             keys.append(secret_key(entry["secret"]))
     return keys
+
+
+def _delivery_row(
+    event_id: str, event_type: str, sub_id: str, enabled: bool, now: datetime, trigger: str
+) -> dict[str, Any]:
+    return {
+        "id": ids.new_id("dlv"),
+        "event_id": event_id,
+        "event_type": event_type,
+        "subscription_id": sub_id,
+        "status": "pending" if enabled else "held",
+        "attempts": 0,
+        "retry_base": 0,
+        "next_trigger": trigger,
+        "next_attempt_at": now if enabled else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _hold_pending(conn: Any, sub_ids: Sequence[str], now: datetime) -> None:
+    """Deliveries of disabled subscriptions wait as ``held`` (not in flight ones: their
+    attempt's record holds them)."""
+    d = delivery_table
+    await conn.execute(
+        sa.update(d)
+        .where(d.c.subscription_id.in_(sub_ids), d.c.status == "pending",
+               sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now))
+        .values(status="held", next_attempt_at=None, lease_until=None, lease_owner=None,
+                updated_at=now)
+    )
 
 
 def _row(r: sa.Row[Any]) -> dict[str, Any]:
@@ -261,15 +304,18 @@ class Store:
                 if values["enabled"] and not current.enabled:
                     values["disabled_reason"] = None
                     values["failing_since"] = None
-                    # Held deliveries go out now, oldest first (the claim orders by due time).
+                    # Held deliveries go out now, oldest first (the claim orders by due
+                    # time), each with a fresh retry budget.
                     await conn.execute(
                         sa.update(d)
                         .where(d.c.subscription_id == sub_id, d.c.status == "held")
-                        .values(status="pending", next_attempt_at=d.c.created_at, updated_at=now)
+                        .values(status="pending", next_attempt_at=d.c.created_at,
+                                retry_base=d.c.attempts, updated_at=now)
                     )
                     await self.db.announce(conn)
                 elif not values["enabled"] and current.enabled:
                     values["disabled_reason"] = "manual"
+                    await _hold_pending(conn, [sub_id], now)
             values["updated_at"] = now
             await conn.execute(sa.update(s).where(s.c.id == sub_id).values(**values))
             row = (await conn.execute(sa.select(s).where(s.c.id == sub_id))).one()
@@ -356,19 +402,7 @@ class Store:
                     sa.select(s.c.id, s.c.event_types, s.c.enabled).where(s.c.deleted_at.is_(None))
                 )
                 rows = [
-                    {
-                        "id": ids.new_id("dlv"),
-                        "event_id": event["id"],
-                        "event_type": event_type,
-                        "subscription_id": sub.id,
-                        "status": "pending" if sub.enabled else "held",
-                        "attempts": 0,
-                        "retry_base": 0,
-                        "next_trigger": "scheduled",
-                        "next_attempt_at": now if sub.enabled else None,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                    _delivery_row(event["id"], event_type, sub.id, sub.enabled, now, "scheduled")
                     for sub in subs
                     if event_types.matches_any(sub.event_types, event_type)
                 ]
@@ -524,13 +558,18 @@ class Store:
 
     # ---- the worker's side --------------------------------------------------------------
 
-    async def claim_due(self, owner: str, limit: int, lease_seconds: float) -> list[Job]:
-        """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs."""
+    async def claim_due(
+        self, owner: str, limit: int, lease_seconds: float, skip: Sequence[str] = ()
+    ) -> list[Job]:
+        """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs.
+
+        ``skip``: subscriptions this worker may not start more attempts for just now.
+        """
         d, e, s = delivery_table, event_table, subscription_table
         now = utcnow()
         until = now + timedelta(seconds=lease_seconds)
         async with self.writer.begin() as conn:
-            stmt = self.db.claim_statement(now, until, owner, limit)
+            stmt = self.db.claim_statement(now, until, owner, limit, skip)
             claimed = (await conn.execute(stmt)).scalars().all()
             if not claimed:
                 return []
@@ -538,7 +577,7 @@ class Store:
                 sa.select(
                     d.c.id, d.c.event_id, d.c.subscription_id, d.c.attempts, d.c.retry_base,
                     d.c.next_trigger, d.c.resume_status, e.c.payload, s.c.url, s.c.headers,
-                    s.c.secrets,
+                    s.c.secrets, s.c.rate_limit_per_second,
                 )
                 .join(e, e.c.id == d.c.event_id)
                 .join(s, s.c.id == d.c.subscription_id)
@@ -558,12 +597,20 @@ class Store:
                     headers=r.headers,
                     keys=valid_keys(r.secrets, now),
                     payload=r.payload,
+                    rate_limit=r.rate_limit_per_second,
                 )
                 for r in rows
             ]
 
-    async def record_attempts(self, owner: str, records: Sequence[AttemptRecord]) -> None:
-        """Store attempts and the deliveries' new states, and release their leases."""
+    async def record_attempts(
+        self, owner: str, records: Sequence[AttemptRecord], disable_after: float | None = None
+    ) -> None:
+        """Store attempts and the deliveries' new states, and release their leases.
+
+        Also keeps each subscription's failure streak (``failing_since``): one failing with
+        no success for ``disable_after`` seconds is disabled, and a 410 disables at once.
+        Pending deliveries of disabled subscriptions are held.
+        """
         if not records:
             return
         a, d, s = attempt_table, delivery_table, subscription_table
@@ -600,13 +647,16 @@ class Store:
                     lease_owner=None,
                     last_status_code=sa.bindparam("b_code"),
                     last_error=sa.bindparam("b_error"),
-                    next_trigger="scheduled",
+                    next_trigger=sa.bindparam("b_trigger"),
                     resume_status=None,
                     updated_at=now,
                 ),
                 [
                     {
                         "b_id": r.job.delivery_id,
+                        # A replayed delivery's retries are part of the replay.
+                        "b_trigger": "replay" if r.job.trigger == "replay"
+                        and r.status == "pending" else "scheduled",
                         "b_status": r.status,
                         "b_next": r.next_attempt_at,
                         "b_code": r.status_code,
@@ -615,13 +665,71 @@ class Store:
                     for r in records
                 ],
             )
+            ok = {r.job.subscription_id for r in records if r.outcome == "succeeded"}
+            failing = {r.job.subscription_id for r in records if r.outcome == "failed"} - ok
             gone = {r.job.subscription_id for r in records if r.gone}
+            if ok:
+                await conn.execute(
+                    sa.update(s).where(s.c.id.in_(ok), s.c.failing_since.is_not(None))
+                    .values(failing_since=None))
+            if failing:
+                await conn.execute(
+                    sa.update(s).where(s.c.id.in_(failing), s.c.failing_since.is_(None))
+                    .values(failing_since=now))
+            disabled = set(gone)
             if gone:
                 await conn.execute(
                     sa.update(s)
                     .where(s.c.id.in_(gone), s.c.enabled.is_(True))
                     .values(enabled=False, disabled_reason="gone", updated_at=now)
                 )
+            if failing and disable_after is not None:
+                stale = now - timedelta(seconds=disable_after)
+                found = await conn.execute(
+                    sa.update(s)
+                    .where(s.c.id.in_(failing), s.c.enabled.is_(True),
+                           s.c.failing_since < stale)
+                    .values(enabled=False, disabled_reason="failing", updated_at=now)
+                    .returning(s.c.id)
+                )
+                disabled |= set(found.scalars())
+            touched = {r.job.subscription_id for r in records}
+            off = await conn.execute(
+                sa.select(s.c.id).where(s.c.id.in_(touched), s.c.enabled.is_(False)))
+            disabled |= set(off.scalars())
+            if disabled:
+                await _hold_pending(conn, sorted(disabled), now)
+
+    async def take_tokens(self, sub_id: str, want: int, limit: int, second: int) -> int:
+        """Start up to ``want`` attempts in the one-second window ``second``, shared by every
+        worker; returns how many may start (the rest wait for the next window)."""
+        s = subscription_table
+        async with self.writer.begin() as conn:
+            row = (await conn.execute(
+                sa.select(s.c.rate_window, s.c.rate_count).where(s.c.id == sub_id)
+                .with_for_update()
+            )).first()
+            if row is None:
+                return want
+            used = row.rate_count if row.rate_window == second else 0
+            granted = max(0, min(want, limit - used))
+            if granted:
+                await conn.execute(
+                    sa.update(s).where(s.c.id == sub_id)
+                    .values(rate_window=second, rate_count=used + granted))
+        return granted
+
+    async def defer(self, owner: str, ids: Sequence[str], until: datetime) -> None:
+        """Put claimed deliveries back, due at ``until``: no attempt, no retry used."""
+        if not ids:
+            return
+        d = delivery_table
+        async with self.writer.begin() as conn:
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.id.in_(ids), d.c.lease_owner == owner)
+                .values(next_attempt_at=until, lease_until=None, lease_owner=None)
+            )
 
     async def extend_leases(self, owner: str, ids: Sequence[str], lease_seconds: float) -> int:
         """Keep this worker's leases on ``ids``: it is alive, its attempts merely slow."""
@@ -648,21 +756,163 @@ class Store:
                 .values(lease_until=None, lease_owner=None)
             )
 
-    async def next_due_at(self) -> datetime | None:
-        """When the next unleased pending delivery comes due (an index range, LIMIT 1)."""
+    async def next_due_at(self, skip: Sequence[str] = ()) -> datetime | None:
+        """When the next unleased pending delivery comes due (an index range, LIMIT 1),
+        leaving out the subscriptions in ``skip``."""
         d = delivery_table
         now = utcnow()
-        async with self.engine.connect() as conn:
-            return await conn.scalar(
-                sa.select(d.c.next_attempt_at)
-                .where(
-                    d.c.status == "pending",
-                    d.c.next_attempt_at.is_not(None),
-                    sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
-                )
-                .order_by(d.c.next_attempt_at)
-                .limit(1)
+        stmt = (
+            sa.select(d.c.next_attempt_at)
+            .where(
+                d.c.status == "pending",
+                d.c.next_attempt_at.is_not(None),
+                sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
             )
+            .order_by(d.c.next_attempt_at)
+            .limit(1)
+        )
+        if skip:
+            stmt = stmt.where(d.c.subscription_id.not_in(skip))
+        async with self.engine.connect() as conn:
+            return await conn.scalar(stmt)
+
+    # ---- operators: replay, recover, prune ----------------------------------------------
+
+    def _replay_query(self, f: DeliveryFilter) -> sa.Select[Any]:
+        d, s = delivery_table, subscription_table
+        stmt = (
+            sa.select(d.c.id, s.c.enabled)
+            .join(s, s.c.id == d.c.subscription_id)
+            .where(d.c.status == f.status, s.c.deleted_at.is_(None))
+        )
+        if f.subscription_id is not None:
+            stmt = stmt.where(d.c.subscription_id == f.subscription_id)
+        if f.event_type is not None:
+            stmt = stmt.where(d.c.event_type == f.event_type)
+        if f.since is not None:
+            stmt = stmt.where(d.c.created_at >= f.since,
+                              d.c.id >= ids.time_bound("dlv", f.since - ID_CLOCK_SLACK))
+        if f.until is not None:
+            stmt = stmt.where(d.c.created_at < f.until,
+                              d.c.id < ids.time_bound("dlv", f.until + ID_CLOCK_SLACK))
+        return stmt
+
+    async def count_replayable(self, f: DeliveryFilter) -> int:
+        stmt = sa.select(sa.func.count()).select_from(self._replay_query(f).subquery())
+        async with self.engine.connect() as conn:
+            return await conn.scalar(stmt) or 0
+
+    async def replay(
+        self, f: DeliveryFilter, batch: int = 1000,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Send matching deliveries again, each with a fresh retry budget (trigger ``replay``).
+
+        Works through the matches in id order, one short transaction per ``batch``, so any
+        number of matches needs neither memory nor a long lock. Deliveries of disabled
+        subscriptions become ``held``; those of deleted ones are left alone.
+        """
+        d = delivery_table
+        done, after = 0, ""
+        while True:
+            async with self.writer.begin() as conn:
+                found = (await conn.execute(
+                    self._replay_query(f).where(d.c.id > after).order_by(d.c.id).limit(batch)
+                )).all()
+                if not found:
+                    break
+                now = utcnow()
+                for enabled in (True, False):
+                    chosen = [r.id for r in found if bool(r.enabled) is enabled]
+                    if chosen:
+                        await conn.execute(
+                            sa.update(d)
+                            .where(d.c.id.in_(chosen), d.c.status == f.status)
+                            .values(status="pending" if enabled else "held",
+                                    next_attempt_at=now if enabled else None,
+                                    retry_base=d.c.attempts, next_trigger="replay",
+                                    resume_status=None, lease_until=None, lease_owner=None,
+                                    updated_at=now))
+                await self.db.announce(conn)
+            self.wakeup.notify()
+            done += len(found)
+            after = found[-1].id
+            if progress is not None:
+                progress(len(found))
+        return done
+
+    async def replay_event(self, event_id: str, subscription_ids: Sequence[str] | None) -> int:
+        """New deliveries of an event: to the given subscriptions, or to every one that
+        matches it now; their attempts carry trigger ``replay``."""
+        e, s, d = event_table, subscription_table, delivery_table
+        now = utcnow()
+        async with self.writer.begin() as conn:
+            event = (await conn.execute(
+                sa.select(e.c.id, e.c.type).where(e.c.id == event_id))).first()
+            if event is None:
+                raise NotFound(event_id)
+            stmt = sa.select(s.c.id, s.c.event_types, s.c.enabled).where(s.c.deleted_at.is_(None))
+            if subscription_ids is not None:
+                stmt = stmt.where(s.c.id.in_(subscription_ids))
+            subs = (await conn.execute(stmt)).all()
+            if subscription_ids is not None:
+                missing = set(subscription_ids) - {sub.id for sub in subs}
+                if missing:
+                    raise NotFound(sorted(missing)[0])
+            else:
+                subs = [sub for sub in subs
+                        if event_types.matches_any(sub.event_types, event.type)]
+            rows = [_delivery_row(event.id, event.type, sub.id, sub.enabled, now, "replay")
+                    for sub in subs]
+            if rows:
+                await conn.execute(sa.insert(d), rows)
+                await self.db.announce(conn)
+        self.wakeup.notify()
+        return len(rows)
+
+    async def prune(
+        self, older_than: datetime, include_failed: bool = False, batch: int = 1000,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, int]:
+        """Delete finished deliveries created before ``older_than`` with their attempts, then
+        events with no delivery left; batch by batch. ``failed`` ones only when asked."""
+        a, d, e = attempt_table, delivery_table, event_table
+        statuses = ["succeeded", "cancelled"] + (["failed"] if include_failed else [])
+        bound = ids.time_bound("dlv", older_than - ID_CLOCK_SLACK)
+        counts = {"deliveries": 0, "attempts": 0, "events": 0}
+        while True:
+            async with self.writer.begin() as conn:
+                chosen = (await conn.execute(
+                    sa.select(d.c.id).where(d.c.id < bound, d.c.status.in_(statuses),
+                                            d.c.created_at < older_than)
+                    .order_by(d.c.id).limit(batch))).scalars().all()
+                if not chosen:
+                    break
+                gone = await conn.execute(sa.delete(a).where(a.c.delivery_id.in_(chosen)))
+                await conn.execute(sa.delete(d).where(d.c.id.in_(chosen)))
+            counts["attempts"] += gone.rowcount
+            counts["deliveries"] += len(chosen)
+            if progress is not None:
+                progress(len(chosen))
+        event_bound = ids.time_bound("evt", older_than - ID_CLOCK_SLACK)
+        after = ""
+        while True:
+            async with self.writer.begin() as conn:
+                old = (await conn.execute(
+                    sa.select(e.c.id).where(e.c.id < event_bound, e.c.id > after,
+                                            e.c.created_at < older_than)
+                    .order_by(e.c.id).limit(batch))).scalars().all()
+                if not old:
+                    break
+                kept = set((await conn.execute(
+                    sa.select(d.c.event_id).where(d.c.event_id.in_(old)).distinct()
+                )).scalars())
+                orphans = [i for i in old if i not in kept]
+                if orphans:
+                    await conn.execute(sa.delete(e).where(e.c.id.in_(orphans)))
+            counts["events"] += len(orphans)
+            after = old[-1]
+        return counts
 
     # ---- lists --------------------------------------------------------------------------
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from datetime import timedelta
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -40,6 +42,8 @@ class Worker:
         self.heartbeat = utcnow()
         self._in_flight: set[asyncio.Task[None]] = set()
         self.leased: set[str] = set()  # claimed by this worker, attempt not yet recorded
+        self._per_subscription: Counter[str] = Counter()  # attempts in flight
+        self._rate_blocked: dict[str, float] = {}  # subscription -> monotonic time
         self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
         self._stopping = asyncio.Event()
 
@@ -70,30 +74,89 @@ class Worker:
             if free <= 0:
                 await self._slot_freed()
                 continue
+            wanted = min(free, settings.claim_batch_size)
+            skip = self._skipped()
             try:
                 jobs = await self.store.claim_due(
-                    self.owner, min(free, settings.claim_batch_size), settings.lease_seconds
+                    self.owner, wanted, settings.lease_seconds, sorted(skip)
                 )
+                claimed = len(jobs)
+                jobs = await self._admit(jobs)
             except Exception:
                 log.exception("claiming deliveries failed; trying again")
                 await self.store.wakeup.wait(settings.poll_interval_seconds)
                 continue
             for job in jobs:
-                self.leased.add(job.delivery_id)
-                task = asyncio.create_task(self._attempt(job))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
-            if len(jobs) < min(free, settings.claim_batch_size):
-                await self.store.wakeup.wait(await self._idle_seconds())
+                self._start(job)
+            if claimed < wanted:
+                await self.store.wakeup.wait(await self._idle_seconds(self._skipped()))
+
+    def _start(self, job: Job) -> None:
+        self.leased.add(job.delivery_id)
+        self._per_subscription[job.subscription_id] += 1
+        task = asyncio.create_task(self._attempt(job))
+        self._in_flight.add(task)
+        task.add_done_callback(lambda t: self._finished(t, job.subscription_id))
+
+    def _finished(self, task: asyncio.Task[None], sub_id: str) -> None:
+        self._in_flight.discard(task)
+        count = self._per_subscription[sub_id] - 1
+        if count:
+            self._per_subscription[sub_id] = count
+        else:
+            del self._per_subscription[sub_id]
+        if count + 1 >= self.settings.max_in_flight_per_subscription:
+            self.store.wakeup.notify()  # that subscription may take another attempt now
+
+    def _skipped(self) -> set[str]:
+        """Subscriptions this worker may not start attempts for just now."""
+        cap = self.settings.max_in_flight_per_subscription
+        now = time.monotonic()
+        for sub_id in [s for s, until in self._rate_blocked.items() if until <= now]:
+            del self._rate_blocked[sub_id]
+        return {s for s, n in self._per_subscription.items() if n >= cap} | set(
+            self._rate_blocked)
+
+    async def _admit(self, jobs: list[Job]) -> list[Job]:
+        """Keep the jobs within each subscription's cap and rate limit; put the rest back."""
+        cap = self.settings.max_in_flight_per_subscription
+        by_sub: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_sub[job.subscription_id].append(job)
+        admitted: list[Job] = []
+        now_back: list[str] = []
+        next_second: list[str] = []
+        wall = time.time()
+        for sub_id, group in by_sub.items():
+            room = max(0, cap - self._per_subscription[sub_id])
+            allowed = group[:room]
+            now_back += [j.delivery_id for j in group[room:]]
+            limit = group[0].rate_limit
+            if limit and allowed:
+                granted = await self.store.take_tokens(sub_id, len(allowed), limit, int(wall))
+                if granted < len(allowed):
+                    # Over the limit: wait for the next one-second window; no retry used.
+                    next_second += [j.delivery_id for j in allowed[granted:]]
+                    self._rate_blocked[sub_id] = time.monotonic() + (1 - wall % 1)
+                allowed = allowed[:granted]
+            admitted += allowed
+        if now_back:
+            await self.store.defer(self.owner, now_back, utcnow())
+        if next_second:
+            when = datetime.fromtimestamp(int(wall) + 1, UTC)
+            await self.store.defer(self.owner, next_second, when)
+        return admitted
 
     async def _slot_freed(self) -> None:
         await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
 
-    async def _idle_seconds(self) -> float:
-        """Until the next retry comes due, at most the poll interval."""
+    async def _idle_seconds(self, skip: set[str]) -> float:
+        """Until the next retry comes due or a rate window opens, at most the poll interval."""
         poll = self.settings.poll_interval_seconds
+        if self._rate_blocked:
+            poll = min(poll, max(0.0, min(self._rate_blocked.values()) - time.monotonic()))
         try:
-            due = await self.store.next_due_at()
+            due = await self.store.next_due_at(sorted(skip))
         except Exception:
             return poll
         if due is None:
@@ -162,7 +225,8 @@ class Worker:
         delay = 0.05
         while True:
             try:
-                await self.store.record_attempts(self.owner, batch)
+                await self.store.record_attempts(
+                    self.owner, batch, self.settings.disable_after_seconds)
                 self.leased.difference_update(r.job.delivery_id for r in batch)
                 break
             except Exception:
