@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
     max_in_flight_per_subscription: int = Field(default=16, ge=1, le=10_000)
     retention_days: float = Field(default=30, gt=0)
+    prune_interval_seconds: float = Field(default=3600, gt=0)
     claim_batch_size: int = Field(default=200, ge=1, le=5_000)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1, le=1000)

@@ -878,7 +878,7 @@ class Store:
         events with no delivery left; batch by batch. ``failed`` ones only when asked."""
         a, d, e = attempt_table, delivery_table, event_table
         statuses = ["succeeded", "cancelled"] + (["failed"] if include_failed else [])
-        bound = ids.time_bound("dlv", older_than - ID_CLOCK_SLACK)
+        bound = ids.time_bound("dlv", older_than + ID_CLOCK_SLACK)
         counts = {"deliveries": 0, "attempts": 0, "events": 0}
         while True:
             async with self.writer.begin() as conn:
@@ -894,7 +894,7 @@ class Store:
             counts["deliveries"] += len(chosen)
             if progress is not None:
                 progress(len(chosen))
-        event_bound = ids.time_bound("evt", older_than - ID_CLOCK_SLACK)
+        event_bound = ids.time_bound("evt", older_than + ID_CLOCK_SLACK)
         after = ""
         while True:
             async with self.writer.begin() as conn:

@@ -51,16 +51,18 @@ class Worker:
         """Deliver until ``stop()``; then finish what is in flight and record it."""
         recorder = asyncio.create_task(self._record_loop(), name="recorder")
         renewer = asyncio.create_task(self._renew_loop(), name="lease-renewer")
+        pruner = asyncio.create_task(self._prune_loop(), name="pruner")
         try:
             await self._claim_loop()
         finally:
-            renewer.cancel()
+            pruner.cancel()
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
             self._stopping.set()
             await self._records.join()
-            recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
+            for task in (recorder, renewer):
+                task.cancel()
+            await asyncio.gather(recorder, renewer, pruner, return_exceptions=True)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -209,6 +211,18 @@ class Worker:
                 await self.store.extend_leases(self.owner, list(self.leased), lease)
             except Exception as exc:
                 log.warning("could not extend leases (%s)", type(exc).__name__)
+
+    async def _prune_loop(self) -> None:
+        """Retention: every ``prune_interval_seconds``, remove finished deliveries older than
+        ``retention_days`` (failed ones are kept until replayed or pruned explicitly)."""
+        while True:
+            await asyncio.sleep(self.settings.prune_interval_seconds)
+            cutoff = utcnow() - timedelta(days=self.settings.retention_days)
+            try:
+                counts = await self.store.prune(cutoff)
+                log.info("pruned %s", counts)
+            except Exception as exc:
+                log.warning("pruning failed (%s); next time", type(exc).__name__)
 
     async def _record_loop(self) -> None:
         while True:

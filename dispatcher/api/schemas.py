@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -222,3 +222,39 @@ class ErrorOut(BaseModel):
 class Listing(BaseModel, Generic[T]):
     data: list[T]
     next_cursor: str | None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Times without a zone are taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ReplayIn(Strict):
+    status: Literal["failed", "succeeded"] = "failed"
+    subscription_id: str | None = Field(default=None, max_length=40)
+    event_type: str | None = Field(default=None, max_length=TYPE_MAX_LENGTH)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    _times = field_validator("since", "until")(_utc)
+
+
+class RecoverIn(Strict):
+    since: datetime
+    until: datetime | None = None
+
+    _times = field_validator("since", "until")(_utc)
+
+
+class Replayed(BaseModel):
+    replayed: int
+
+
+class EventReplayIn(Strict):
+    subscription_ids: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+
+
+class EventReplayed(BaseModel):
+    deliveries: int

@@ -5,9 +5,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from ..auth import StoreDep, SubscriberOrAdmin
+from ...store import DeliveryFilter
+from ..auth import Admin, StoreDep, SubscriberOrAdmin
 from ..paging import PageParams, as_utc, listing, page_params
-from ..schemas import AttemptOut, DeliveryOut, Listing
+from ..schemas import AttemptOut, DeliveryOut, Listing, Replayed, ReplayIn
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 Status = Literal["pending", "succeeded", "failed", "held", "cancelled"]
@@ -29,6 +30,17 @@ async def list_deliveries(
         cursor=page.cursor, limit=page.limit, order=page.order,
     )
     return listing(found, lambda r: r)
+
+
+@router.post("/replay", status_code=202, response_model=Replayed)
+async def replay_deliveries(body: ReplayIn, _: Admin, store: StoreDep) -> Replayed:
+    """Send every matching delivery again with a fresh retry budget (trigger ``replay``).
+
+    Works through the matches in batches; deliveries of disabled subscriptions become
+    ``held``, those of deleted subscriptions are left alone.
+    """
+    count = await store.replay(DeliveryFilter(**body.model_dump()))
+    return Replayed(replayed=count)
 
 
 @router.get("/{delivery_id}", response_model=DeliveryOut)

@@ -4,14 +4,22 @@ import json
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from ... import event_types
-from ..auth import Publisher, StoreDep
+from ..auth import Admin, Publisher, StoreDep
 from ..errors import ApiError
 from ..paging import PageParams, as_utc, listing, page_params
-from ..schemas import DeliveryOut, EventAccepted, EventIn, EventOut, Listing
+from ..schemas import (
+    DeliveryOut,
+    EventAccepted,
+    EventIn,
+    EventOut,
+    EventReplayed,
+    EventReplayIn,
+    Listing,
+)
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -77,3 +85,14 @@ async def event_deliveries(
         None, event_id=event_id, cursor=page.cursor, limit=page.limit, order=page.order
     )
     return listing(found, lambda r: r)
+
+
+@router.post("/{event_id}/replay", status_code=202, response_model=EventReplayed)
+async def replay_event(
+    event_id: str, _: Admin, store: StoreDep,
+    body: Annotated[EventReplayIn | None, Body()] = None,
+) -> EventReplayed:
+    """New deliveries of this event: to ``subscription_ids``, or (omitted) to every
+    subscription that matches it now. Unknown or deleted subscriptions answer 404."""
+    chosen = body.subscription_ids if body is not None else None
+    return EventReplayed(deliveries=await store.replay_event(event_id, chosen))

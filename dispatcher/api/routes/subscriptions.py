@@ -7,13 +7,15 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from ... import ids, sender
 from ...models import utcnow
 from ...policy import Verdict, classify
-from ...store import encode_payload, valid_keys
+from ...store import DeliveryFilter, encode_payload, valid_keys
 from ...targets import InvalidTarget, check_url
-from ..auth import StoreDep, SubscriberOrAdmin
+from ..auth import Admin, StoreDep, SubscriberOrAdmin
 from ..errors import ApiError
 from ..paging import PageParams, listing, page_params
 from ..schemas import (
     Listing,
+    RecoverIn,
+    Replayed,
     RotateIn,
     SubscriptionIn,
     SubscriptionOut,
@@ -93,6 +95,18 @@ async def rotate_secret(
         sub_id, who.owner_filter, body.grace_period_seconds, body.secret
     )
     return SubscriptionOut.of(row)
+
+
+@router.post("/{sub_id}/recover", status_code=202, response_model=Replayed)
+async def recover_subscription(
+    sub_id: str, body: RecoverIn, _: Admin, store: StoreDep
+) -> Replayed:
+    """Send again every ``failed`` delivery of this subscription created in the window
+    (``since`` inclusive, ``until`` exclusive, default now)."""
+    await store.get_subscription(sub_id, None)
+    window = DeliveryFilter(status="failed", subscription_id=sub_id, since=body.since,
+                            until=body.until or utcnow())
+    return Replayed(replayed=await store.replay(window))
 
 
 @router.post("/{sub_id}/test", response_model=TestOut)
