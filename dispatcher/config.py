@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -19,6 +20,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./dispatcher.db"
     admin_token: str | None = Field(default=None, min_length=16)
     allow_private_targets: bool = False
+    # CIDRs that are allowed even though private (e.g. "10.20.0.0/16,fd00::/8").
+    allowed_cidrs: Annotated[tuple[str, ...], NoDecode] = ()
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     retry_jitter: float = Field(default=0.2, ge=0, lt=1)
     delivery_timeout_seconds: float = Field(default=15.0, gt=0)
@@ -54,6 +57,15 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "retry_schedule must be comma-separated seconds, e.g. 5,300,1800"
                 ) from exc
+        return value
+
+    @field_validator("allowed_cidrs", mode="before")
+    @classmethod
+    def _parse_cidrs(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(p.strip() for p in value.split(",") if p.strip())
+        for cidr in value or ():  # type: ignore[union-attr]
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
         return value
 
     @field_validator("retry_schedule")

@@ -64,10 +64,11 @@ class Outcome:
 
     status_code: int | None
     retry_after: float | None = None  # seconds, already parsed
+    blocked: bool = False  # refused at connect time: the same address will be refused again
 
     @property
     def verdict(self) -> Verdict:
-        return classify(self.status_code)
+        return Verdict.FAILED if self.blocked else classify(self.status_code)
 
 
 @dataclass(frozen=True, slots=True)

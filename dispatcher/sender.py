@@ -30,6 +30,11 @@ class Response:
     retry_after: str | None
     location: str | None
 
+    @property
+    def blocked(self) -> bool:
+        """Refused by the connect-time address check (never retried)."""
+        return self.status_code is None and (self.error or "").startswith("blocked_address")
+
 
 def request_headers(
     msg_id: str, keys: list[bytes], payload: bytes, extra: dict[str, str], timestamp: int
@@ -95,6 +100,8 @@ async def send(
     except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
         if status_code is None:
             error = describe_error(exc)
+            if "blocked_address: " in error:
+                error = error[error.index("blocked_address: "):]
         else:
             error = "error reading the response body: " + describe_error(exc)
     except Exception as exc:  # noqa: BLE001 - whatever happens, the attempt gets recorded

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
@@ -79,3 +80,40 @@ def check_url(url: str, allow_private: bool) -> str:
             f"({address}); private targets are not allowed"
         )
     return url
+
+
+class BlockedAddress(OSError):
+    """A connection to a refused address was not made."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"blocked_address: {address} is private, loopback, link-local, "
+                         "multicast or reserved")
+        self.address = address
+
+
+class AddressGuard:
+    """The connect-time check: is this resolved address one we may send to?
+
+    Applied to every address a connection is about to use, after DNS, so a name that
+    resolves to an internal address (DNS rebinding included) is refused even if it pointed
+    elsewhere when the subscription was made.
+    """
+
+    def __init__(self, allow_private: bool, allowed: Sequence[str] = ()) -> None:
+        self.allow_private = allow_private
+        self.allowed = [ipaddress.ip_network(c, strict=False) for c in allowed]
+
+    def permits(self, address: str) -> bool:
+        if self.allow_private:
+            return True
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if any(ip in net for net in self.allowed):
+            return True
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            if any(ip.ipv4_mapped in net for net in self.allowed):
+                return True
+        return not is_blocked_address(ip)
+
+    def check(self, address: str) -> None:
+        if not self.permits(address):
+            raise BlockedAddress(address)

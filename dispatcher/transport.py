@@ -3,44 +3,103 @@
 ``httpx.AsyncClient`` is the API; underneath it the ``httpx-aiohttp`` transport by default
 (httpcore's pool is several times slower under concurrency), or httpx's own transport when
 ``DISPATCHER_HTTP_TRANSPORT=httpx``. Redirects are never followed and the environment's
-proxy settings are not read.
+proxy settings are not read. Either way every connection goes through the ``AddressGuard``
+after DNS: a refused address is never connected to.
 """
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterable
+from typing import Any
+
 import aiohttp
+import anyio
+import httpcore
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from .config import Settings
+from .targets import AddressGuard, BlockedAddress
 
 
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
     # Per-operation timeouts are a backstop; each attempt has one overall deadline too.
     timeout = httpx.Timeout(settings.delivery_timeout_seconds)
-    limits = httpx.Limits(
-        max_connections=settings.http_max_connections,
-        max_keepalive_connections=settings.http_max_connections,
-    )
+    guard = AddressGuard(settings.allow_private_targets, settings.allowed_cidrs)
     transport: httpx.AsyncBaseTransport
     if settings.http_transport == "aiohttp":
-        max_connections = settings.http_max_connections
-
-        def session() -> aiohttp.ClientSession:
-            connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
-            return aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),
-                trust_env=False,
-                auto_decompress=False,
-            )
-
-        transport = AiohttpTransport(client=session)
+        transport = AiohttpTransport(client=lambda: _aiohttp_session(settings, guard))
     else:
-        transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+        transport = _httpx_transport(settings, guard)
     return httpx.AsyncClient(
         transport=transport,
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
     )
+
+
+def _aiohttp_session(settings: Settings, guard: AddressGuard) -> aiohttp.ClientSession:
+    def guarded_socket(addr_info: Any) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        guard.check(sockaddr[0])
+        return socket.socket(family, type_, proto)
+
+    connector = aiohttp.TCPConnector(
+        limit=settings.http_max_connections, limit_per_host=0, socket_factory=guarded_socket
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        trust_env=False,
+        auto_decompress=False,
+    )
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, resolving names itself so the guard sees the address."""
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self.guard = guard
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109
+        local_address: str | None = None, socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        permitted = [a for a in addresses if self.guard.permits(a)]
+        if not permitted:
+            raise httpcore.ConnectError(str(BlockedAddress(addresses[0])))
+        return await self.inner.connect_tcp(
+            permitted[0], port, timeout=timeout, local_address=local_address,
+            socket_options=socket_options,
+        )
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> Any:
+        raise httpcore.ConnectError("unix sockets are not used")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def _httpx_transport(settings: Settings, guard: AddressGuard) -> httpx.AsyncHTTPTransport:
+    limits = httpx.Limits(
+        max_connections=settings.http_max_connections,
+        max_keepalive_connections=settings.http_max_connections,
+    )
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    # httpx offers no public hook for the network backend; its pool does.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=transport._pool._ssl_context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_GuardedBackend(guard),
+    )
+    return transport

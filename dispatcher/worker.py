@@ -179,7 +179,8 @@ class Worker:
             self.settings.delivery_timeout_seconds,
         )
         now = utcnow()
-        outcome = Outcome(response.status_code, parse_retry_after(response.retry_after, now))
+        outcome = Outcome(response.status_code, parse_retry_after(response.retry_after, now),
+                          response.blocked)
         step = self.policy.next_step(job.round_number, outcome)
         status, next_at = step.status, None
         if step.status == "pending":
