@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DISPATCHER_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./dispatcher.db"
-    admin_token: str | None = Field(default=None, min_length=16)
+    admin_token: str | None = Field(default=None, min_length=16, repr=False)
+    # Fernet keys (comma-separated, newest first) that seal signing secrets at rest.
+    secret_key: str | None = Field(default=None, repr=False)
     allow_private_targets: bool = False
     # CIDRs that are allowed even though private (e.g. "10.20.0.0/16,fd00::/8").
     allowed_cidrs: Annotated[tuple[str, ...], NoDecode] = ()
@@ -29,6 +31,9 @@ class Settings(BaseSettings):
     disable_after_seconds: float = Field(default=5 * 24 * 3600, gt=0)
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
     max_in_flight_per_subscription: int = Field(default=16, ge=1, le=10_000)
+    max_subscriptions_per_owner: int = Field(default=1000, ge=1)
+    api_request_timeout_seconds: float = Field(default=60.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     retention_days: float = Field(default=30, gt=0)
     prune_interval_seconds: float = Field(default=3600, gt=0)
     claim_batch_size: int = Field(default=200, ge=1, le=5_000)
@@ -66,6 +71,18 @@ class Settings(BaseSettings):
             value = tuple(p.strip() for p in value.split(",") if p.strip())
         for cidr in value or ():  # type: ignore[union-attr]
             ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: str | None) -> str | None:
+        from .sealing import parse_keys
+
+        try:
+            parse_keys(value)
+        except ValueError:
+            raise ValueError("secret_key must be Fernet keys (dispatcher secrets "
+                             "generate-key), comma-separated") from None
         return value
 
     @field_validator("retry_schedule")

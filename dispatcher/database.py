@@ -64,7 +64,9 @@ class Database:
         self.wakeup = Wakeup()
 
     def _make_engine(self, settings: Settings) -> AsyncEngine:
-        engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            settings.database_url, connect_args={"timeout": 30}, hide_parameters=True
+        )
         synchronous = settings.sqlite_synchronous
 
         @sa_event.listens_for(engine.sync_engine, "connect")
@@ -141,6 +143,7 @@ class PostgresDatabase(Database):
             pool_timeout=settings.db_pool_timeout_seconds,
             pool_pre_ping=True,
             pool_recycle=1800,
+            hide_parameters=True,  # statements in logs and errors never carry values
             connect_args={
                 "timeout": settings.db_connect_timeout_seconds,
                 "command_timeout": settings.db_command_timeout_seconds,

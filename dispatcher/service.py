@@ -11,8 +11,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import FrameType
 
 import httpx
+import uvicorn
 
 from .config import Settings
 from .database import open_database
@@ -21,6 +23,19 @@ from .transport import make_http_client
 from .worker import Worker
 
 log = logging.getLogger("dispatcher")
+
+# The workers this process runs, so that a signal can stop their claiming at once.
+_workers: set[Worker] = set()
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn, telling the workers of this process to stop claiming as soon as a signal
+    arrives (not only once open HTTP connections are done)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        for worker in list(_workers):
+            worker.loop.call_soon_threadsafe(worker.stop)
 
 
 @dataclass
@@ -47,6 +62,7 @@ async def running(settings: Settings, *, workers: bool) -> AsyncIterator[Runtime
         if workers:
             listener = asyncio.create_task(db.listen(), name="listen")
             runtime.worker = Worker(store, client, settings)
+            _workers.add(runtime.worker)
             runtime.worker_task = asyncio.create_task(runtime.worker.run(), name="worker")
         yield runtime
     finally:
@@ -54,10 +70,12 @@ async def running(settings: Settings, *, workers: bool) -> AsyncIterator[Runtime
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
         if runtime.worker is not None and runtime.worker_task is not None:
+            _workers.discard(runtime.worker)
             runtime.worker.stop()
             try:
+                # The grace period for attempts in flight, then time to record them.
                 await asyncio.wait_for(
-                    asyncio.shield(runtime.worker_task), settings.delivery_timeout_seconds + 5
+                    asyncio.shield(runtime.worker_task), settings.shutdown_grace_seconds + 15
                 )
             except TimeoutError:
                 runtime.worker_task.cancel()

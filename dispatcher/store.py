@@ -29,6 +29,7 @@ from .models import (
     subscription_table,
     utcnow,
 )
+from .sealing import SecretBox, parse_keys
 from .signing import generate_secret, secret_key
 
 OPEN_STATUSES = ("pending", "held")
@@ -165,6 +166,37 @@ class Store:
         self.engine = db.engine
         self.writer = db.writer
         self.wakeup = db.wakeup
+        self.box = SecretBox(parse_keys(db.settings.secret_key))
+
+    # ---- signing secrets at rest ---------------------------------------------------------
+
+    def _sealed(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e | {"secret": self.box.seal(e["secret"])} for e in entries]
+
+    def _opened_secrets(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e | {"secret": self.box.open(e["secret"])} for e in entries]
+
+    def _opened(self, row: dict[str, Any]) -> dict[str, Any]:
+        return row | {"secrets": self._opened_secrets(row["secrets"])}
+
+    async def reseal_secrets(self, batch: int = 500) -> int:
+        """Seal every signing secret with the newest key (``dispatcher secrets reseal``)."""
+        s = subscription_table
+        done, after = 0, ""
+        while True:
+            async with self.writer.begin() as conn:
+                found = (await conn.execute(
+                    sa.select(s.c.id, s.c.secrets).where(s.c.id > after)
+                    .order_by(s.c.id).limit(batch))).all()
+                for row in found:
+                    resealed = [e | {"secret": self.box.reseal(e["secret"])}
+                                for e in row.secrets]
+                    await conn.execute(
+                        sa.update(s).where(s.c.id == row.id).values(secrets=resealed))
+            if not found:
+                return done
+            done += len(found)
+            after = found[-1].id
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -243,7 +275,9 @@ class Store:
 
     # ---- subscriptions ------------------------------------------------------------------
 
-    async def create_subscription(self, owner: str, fields: dict[str, Any]) -> dict[str, Any]:
+    async def create_subscription(
+        self, owner: str, fields: dict[str, Any], max_per_owner: int | None = None
+    ) -> dict[str, Any]:
         now = utcnow()
         row = {
             "id": ids.new_id("sub"),
@@ -252,7 +286,8 @@ class Store:
             "event_types": fields.get("event_types") or ["*"],
             "headers": fields.get("headers") or {},
             "description": fields.get("description") or "",
-            "secrets": [{"secret": fields.get("secret") or generate_secret(), "expires_at": None}],
+            "secrets": self._sealed(
+                [{"secret": fields.get("secret") or generate_secret(), "expires_at": None}]),
             "enabled": fields.get("enabled", True),
             "disabled_reason": None if fields.get("enabled", True) else "manual",
             "rate_limit_per_second": fields.get("rate_limit_per_second"),
@@ -261,9 +296,18 @@ class Store:
             "updated_at": now,
             "deleted_at": None,
         }
+        s = subscription_table
         async with self.writer.begin() as conn:
-            await conn.execute(sa.insert(subscription_table), row)
-        return row
+            if max_per_owner is not None:
+                owned = await conn.scalar(
+                    sa.select(sa.func.count()).select_from(s)
+                    .where(s.c.owner == owner, s.c.deleted_at.is_(None)))
+                if owned >= max_per_owner:
+                    raise Conflict("too_many_subscriptions",
+                                   f"this key already owns {owned} subscriptions, the most "
+                                   "allowed (DISPATCHER_MAX_SUBSCRIPTIONS_PER_OWNER)")
+            await conn.execute(sa.insert(s), row)
+        return self._opened(row)
 
     def _subscription_query(self, owner: str | None) -> sa.Select[Any]:
         s = subscription_table
@@ -276,7 +320,9 @@ class Store:
         self, owner: str | None, cursor: str | None, limit: int, order: str
     ) -> Page:
         stmt = self._subscription_query(owner)
-        return await self._page(stmt, subscription_table.c.id, cursor, limit, order)
+        page = await self._page(stmt, subscription_table.c.id, cursor, limit, order)
+        page.rows = [self._opened(r) for r in page.rows]
+        return page
 
     async def get_subscription(self, sub_id: str, owner: str | None) -> dict[str, Any]:
         s = subscription_table
@@ -285,7 +331,7 @@ class Store:
             row = (await conn.execute(stmt)).first()
         if row is None:
             raise NotFound(sub_id)
-        return _row(row)
+        return self._opened(_row(row))
 
     async def update_subscription(
         self, sub_id: str, owner: str | None, changes: dict[str, Any]
@@ -299,7 +345,8 @@ class Store:
                 raise NotFound(sub_id)
             values = dict(changes)
             if "secret" in values:
-                values["secrets"] = [{"secret": values.pop("secret"), "expires_at": None}]
+                values["secrets"] = self._sealed(
+                    [{"secret": values.pop("secret"), "expires_at": None}])
             if "enabled" in values:
                 if values["enabled"] and not current.enabled:
                     values["disabled_reason"] = None
@@ -320,7 +367,7 @@ class Store:
             await conn.execute(sa.update(s).where(s.c.id == sub_id).values(**values))
             row = (await conn.execute(sa.select(s).where(s.c.id == sub_id))).one()
         self.wakeup.notify()
-        return _row(row)
+        return self._opened(_row(row))
 
     async def delete_subscription(self, sub_id: str, owner: str | None) -> None:
         s, d = subscription_table, delivery_table
@@ -355,13 +402,14 @@ class Store:
                 if e["expires_at"] is not None and datetime.fromisoformat(e["expires_at"]) > now
             ]
             previous = {"secret": current.secrets[0]["secret"], "expires_at": expires}
-            fresh = {"secret": new_secret or generate_secret(), "expires_at": None}
+            fresh = self._sealed([{"secret": new_secret or generate_secret(),
+                                   "expires_at": None}])[0]
             listed = [fresh] + ([previous] if grace_seconds > 0 else []) + kept
             await conn.execute(
                 sa.update(s).where(s.c.id == sub_id).values(secrets=listed, updated_at=now)
             )
             row = (await conn.execute(sa.select(s).where(s.c.id == sub_id))).one()
-        return _row(row)
+        return self._opened(_row(row))
 
     # ---- events -------------------------------------------------------------------------
 
@@ -595,7 +643,7 @@ class Store:
                     resume_status=r.resume_status,
                     url=r.url,
                     headers=r.headers,
-                    keys=valid_keys(r.secrets, now),
+                    keys=valid_keys(self._opened_secrets(r.secrets), now),
                     payload=r.payload,
                     rate_limit=r.rate_limit_per_second,
                 )

@@ -46,6 +46,7 @@ class Worker:
         self._rate_blocked: dict[str, float] = {}  # subscription -> monotonic time
         self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
         self._stopping = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
 
     async def run(self) -> None:
         """Deliver until ``stop()``; then finish what is in flight and record it."""
@@ -56,13 +57,27 @@ class Worker:
             await self._claim_loop()
         finally:
             pruner.cancel()
-            if self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await self._finish_in_flight()
             self._stopping.set()
             await self._records.join()
             for task in (recorder, renewer):
                 task.cancel()
             await asyncio.gather(recorder, renewer, pruner, return_exceptions=True)
+
+    async def _finish_in_flight(self) -> None:
+        """Let started attempts finish within the grace period; cut off the rest (their
+        deliveries are released below and sent again: at least once)."""
+        if not self._in_flight:
+            return
+        grace = self.settings.shutdown_grace_seconds
+        log.info("stopping: waiting up to %g s for %d attempts in flight",
+                 grace, len(self._in_flight))
+        _, late = await asyncio.wait(set(self._in_flight), timeout=grace)
+        if late:
+            log.warning("stopping: %d attempts did not finish within %g s", len(late), grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     def stop(self) -> None:
         self._stopping.set()
