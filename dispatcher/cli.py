@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from .config import Settings
+from .database import open_database
+from .models import utcnow
+from .store import DeliveryFilter, NotFound, Page, Store, rfc3339
 
 app = typer.Typer(help="dispatcher: webhook fan-out service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -26,6 +52,7 @@ def _logging(settings: Settings) -> None:
 def _serve(settings: Settings, workers: bool, host: str | None, port: int | None) -> None:
     from . import migrate
     from .api import create_app
+    from .service import ApiServer
 
     _logging(settings)
     migrate.upgrade(settings.database_url)
@@ -34,13 +61,13 @@ def _serve(settings: Settings, workers: bool, host: str | None, port: int | None
         host=host or settings.host,
         port=port if port is not None else settings.port,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=int(settings.delivery_timeout_seconds) + 5,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
     )
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully; a finished graceful
     # shutdown is a success, so those signals then end the process with status 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_cleanly)
-    uvicorn.Server(config).run()
+    ApiServer(config).run()
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -95,5 +122,440 @@ def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -
     typer.echo(f"database at {revision}")
 
 
+# ---- operator commands: the database directly -------------------------------------------
+
+DIRECT = (
+    "Talks to the database directly (DISPATCHER_DATABASE_URL), not to the HTTP API: it needs "
+    "no API key, works while the API is down, and runs wherever you have database access. "
+    "It runs the same store code as the API, so the outcome is the same as the API's."
+)
+
+deliveries_app = typer.Typer(
+    help=f"Look at deliveries.\n\n{DIRECT}", no_args_is_help=True)
+subscriptions_app = typer.Typer(
+    help=f"List, disable and enable subscriptions.\n\n{DIRECT}", no_args_is_help=True)
+keys_app = typer.Typer(help=f"Create API keys.\n\n{DIRECT}", no_args_is_help=True)
+app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    succeeded = "succeeded"
+    failed = "failed"
+    held = "held"
+    cancelled = "cancelled"
+
+
+class ReplayStatus(StrEnum):
+    failed = "failed"
+    succeeded = "succeeded"
+
+
+class Role(StrEnum):
+    admin = "admin"
+    publisher = "publisher"
+    subscriber = "subscriber"
+
+
+def _iso_time(value: str | datetime) -> datetime:
+    """An ISO 8601 time, taken as UTC when it has no zone (as the API does)."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 time "
+            "(e.g. 2025-01-31T09:30:00Z, 2025-01-31T09:30:00+01:00 or 2025-01-31)"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _time_option(help_text: str) -> Any:
+    return typer.Option(None, parser=_iso_time, metavar="ISO-TIME",
+                        help=f"{help_text} (ISO 8601; no zone = UTC)")
+
+
+def _window(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise typer.BadParameter("--since must be before --until", param_hint="--since")
+
+
+SUBSCRIPTION_ID = typer.Argument(..., metavar="ID", help="the subscription's id (sub_…)")
+
+
+class OperatorError(Exception):
+    """Ends a command with this one line on stderr and exit status 1."""
+
+
+@contextmanager
+def _known_subscription(sub_id: str) -> Iterator[None]:
+    """The store's NotFound for ``sub_id`` as the operator's one-line error."""
+    try:
+        yield
+    except NotFound:
+        raise OperatorError(f"no subscription {sub_id!r}") from None
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(1)
+
+
+def _run(body: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store on DISPATCHER_DATABASE_URL, run ``body`` with it, dispose of it.
+
+    What an operator can fix (no database there, not migrated, an unknown id) ends the
+    command with one line on stderr and exit status 1, never a traceback.
+    """
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]).upper()
+        _fail(f"bad setting DISPATCHER_{name}: {first['msg']}")
+    where = _safe_url(settings.database_url)
+    try:
+        url = make_url(settings.database_url)
+    except ArgumentError:
+        _fail(f"DISPATCHER_DATABASE_URL is not a database URL: {where}")
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).exists():
+        # SQLite would make an empty file: say that the service's database is elsewhere.
+        _fail(f"no database file at {url.database} (set DISPATCHER_DATABASE_URL to the "
+              "service's database, or create one with `dispatcher db upgrade`)")
+    try:
+        db = open_database(settings)
+    except (ValueError, ArgumentError, ImportError) as exc:
+        _fail(str(exc))
+
+    async def main() -> T:
+        store = Store(db)
+        try:
+            return await body(store)
+        finally:
+            await store.db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except OperatorError as exc:
+        _fail(str(exc))
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        hint = ""
+        if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
+            hint = " (is it migrated? run `dispatcher db upgrade`)"
+        _fail(f"could not use the database at {where}: {reason}{hint}")
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _api_schemas() -> ModuleType:
+    """The API's response models: --json prints rows as the API shows them (same fields,
+    RFC 3339 times). Imported only for --json, as loading the API takes a moment."""
+    from .api import schemas
+
+    return schemas
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _cut(text: str | None, width: int = 40) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _console(stderr: bool = False) -> Console:
+    # Piped output: no wrapping of ids at 80 columns (a terminal keeps its own width).
+    stream = sys.stderr if stderr else sys.stdout
+    wide = None if stream.isatty() or "COLUMNS" in os.environ else 1000
+    return Console(stderr=stderr, width=wide, highlight=False)
+
+
+def _table(columns: Sequence[str]) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    for name in columns:
+        if name.endswith("id"):
+            table.add_column(name, no_wrap=True, min_width=30)
+        else:
+            table.add_column(name)
+    return table
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
+@deliveries_app.command("list", help=(
+    "List deliveries, newest first.\n\n"
+    "Shows id, event type, subscription, status, attempts, the last status code and error, "
+    f"and when it was created (UTC).\n\n{DIRECT}"))
+def deliveries_list(
+    status: DeliveryStatus | None = typer.Option(None, help="only deliveries in this status"),
+    subscription: str | None = typer.Option(None, metavar="ID",
+                                             help="only deliveries of this subscription"),
+    event_type: str | None = typer.Option(None, metavar="TYPE",
+                                           help="only deliveries of this exact event type"),
+    since: datetime | None = _time_option("only deliveries created at or after this time"),
+    until: datetime | None = _time_option("only deliveries created before this time"),
+    limit: int = typer.Option(50, min=1, max=500, help="show at most this many (1 to 500)"),
+    as_json: bool = typer.Option(
+        False, "--json",
+        help="print a JSON array on stdout: one object per delivery, with the API's Delivery "
+             "fields and RFC 3339 times"),
+) -> None:
+    _window(since, until)
+
+    async def body(store: Store) -> Page:
+        return await store.list_deliveries(
+            None, status=status.value if status else None, subscription_id=subscription,
+            event_type=event_type, since=since, until=until, limit=limit)
+
+    page = _run(body)
+    if as_json:
+        out = _api_schemas().DeliveryOut
+        _print_json([out.model_validate(row).model_dump(mode="json") for row in page.rows])
+        return
+    console = _console()
+    if not page.rows:
+        console.print("no deliveries match")
+        return
+    table = _table(["id", "event type", "subscription id", "status", "attempts", "last code",
+                    "last error", "created (UTC)"])
+    for row in page.rows:
+        code = row["last_status_code"]
+        table.add_row(row["id"], row["event_type"], row["subscription_id"], row["status"],
+                      str(row["attempts"]), "" if code is None else str(code),
+                      _cut(row["last_error"]), _when(row["created_at"]))
+    console.print(table)
+    if page.next_cursor is not None:
+        console.print(f"(the {limit} newest shown; more match: raise --limit or narrow the "
+                      "filter)")
+
+
+@app.command(help=(
+    "Send matching deliveries again (default: the failed ones).\n\n"
+    "Each match goes back to pending with a fresh retry budget, and its next attempts carry "
+    "trigger `replay`; a running worker sends them. Matches of a disabled subscription "
+    "become held; deleted subscriptions are left alone. Counts the matches first and shows a "
+    f"progress bar while it works through them in batches.\n\n{DIRECT}"))
+def replay(
+    status: ReplayStatus = typer.Option(ReplayStatus.failed,
+                                        help="replay deliveries in this status"),
+    subscription: str | None = typer.Option(None, metavar="ID",
+                                             help="only deliveries of this subscription"),
+    event_type: str | None = typer.Option(None, metavar="TYPE",
+                                           help="only deliveries of this exact event type"),
+    since: datetime | None = _time_option("only deliveries created at or after this time"),
+    until: datetime | None = _time_option("only deliveries created before this time"),
+    batch: int = typer.Option(1000, min=1, max=10_000,
+                              help="deliveries per transaction (1 to 10000)"),
+    as_json: bool = typer.Option(False, "--json",
+                                 help='print {"replayed": N} on stdout, no progress bar'),
+) -> None:
+    _window(since, until)
+    chosen = DeliveryFilter(status=status.value, subscription_id=subscription,
+                            event_type=event_type, since=since, until=until)
+
+    async def body(store: Store) -> int:
+        if subscription is not None:
+            with _known_subscription(subscription):
+                await store.get_subscription(subscription, None)
+        total = await store.count_replayable(chosen)
+        if as_json or total == 0:
+            return await store.replay(chosen, batch)
+        columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=_console(stderr=True)) as bar:
+            task = bar.add_task("replay", total=total)
+            return await store.replay(chosen, batch,
+                                      progress=lambda n: bar.advance(task, n))
+
+    done = _run(body)
+    if as_json:
+        _print_json({"replayed": done})
+    else:
+        typer.echo(f"replayed {_count(done, 'delivery', 'deliveries')}")
+
+
+@subscriptions_app.command("list", help=(
+    "List every subscription, newest first (never their signing secrets).\n\n"
+    "Shows id, url, event types, enabled, disabled reason and when it was created (UTC)."
+    f"\n\n{DIRECT}"))
+def subscriptions_list(
+    as_json: bool = typer.Option(
+        False, "--json",
+        help="print a JSON array on stdout with the API's Subscription fields, less the "
+             "signing secret (left out on purpose)"),
+) -> None:
+    async def body(store: Store) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = await store.list_subscriptions(None, cursor, 500, "desc")
+            found += page.rows
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    rows = _run(body)
+    if as_json:
+        out = _api_schemas().SubscriptionOut
+        _print_json([out.of(row).model_dump(mode="json", exclude={"secret"}) for row in rows])
+        return
+    console = _console()
+    if not rows:
+        console.print("no subscriptions")
+        return
+    table = _table(["id", "url", "event types", "enabled", "disabled reason", "created (UTC)"])
+    for row in rows:
+        table.add_row(row["id"], row["url"], ", ".join(row["event_types"]),
+                      "yes" if row["enabled"] else "no", row["disabled_reason"] or "",
+                      _when(row["created_at"]))
+    console.print(table)
+
+
+def _set_enabled(sub_id: str, enabled: bool) -> None:
+    async def body(store: Store) -> None:
+        with _known_subscription(sub_id):
+            await store.update_subscription(sub_id, None, {"enabled": enabled})
+
+    _run(body)
+
+
+@subscriptions_app.command("disable", help=(
+    "Disable a subscription: nothing more is sent to it.\n\n"
+    "Its pending deliveries, and those of new events, wait as `held` until it is enabled "
+    f"again (an attempt already under way finishes).\n\n{DIRECT}"))
+def subscriptions_disable(sub_id: str = SUBSCRIPTION_ID) -> None:
+    _set_enabled(sub_id, False)
+    typer.echo(f"subscription {sub_id} disabled; its deliveries are held until it is enabled")
+
+
+@subscriptions_app.command("enable", help=(
+    "Enable a subscription and release its held deliveries.\n\n"
+    "Clears its disabled reason; its held deliveries become pending, oldest first, each with "
+    f"a fresh retry budget.\n\n{DIRECT}"))
+def subscriptions_enable(sub_id: str = SUBSCRIPTION_ID) -> None:
+    _set_enabled(sub_id, True)
+    typer.echo(f"subscription {sub_id} enabled; its held deliveries are pending again")
+
+
+def _key_name(value: str) -> str:
+    if not value.strip() or len(value) > 200 or "\x00" in value:
+        raise typer.BadParameter("give 1 to 200 characters, no NUL")
+    return value
+
+
+@keys_app.command("create", help=(
+    "Create an API key and print it (shown only now).\n\n"
+    "The database keeps only a hash of the key: store the printed key where it is needed."
+    f"\n\n{DIRECT}"))
+def keys_create(
+    role: Role = typer.Option(..., help="what the key may do (see the API's roles)"),
+    name: str = typer.Option(..., callback=_key_name,
+                             help="who or what uses the key, e.g. billing-service"),
+    as_json: bool = typer.Option(
+        False, "--json",
+        help='print {"id", "role", "name", "key", "created_at"} on stdout, as the API does'),
+) -> None:
+    made = _run(lambda store: store.create_key(role.value, name))
+    if as_json:
+        _print_json(_api_schemas().KeyCreated.model_validate(made).model_dump(mode="json"))
+        return
+    typer.echo(f"created {made['role']} key {made['id']} ({made['name']}); "
+               "the plain key, shown only now:")
+    typer.echo(made["key"])
+
+
+@app.command(help=(
+    "Delete old finished deliveries, their attempts, and events left with none.\n\n"
+    "Finished: succeeded or cancelled, and failed with --include-failed; old: created more "
+    f"than --days ago. Works in batches.\n\n{DIRECT}"))
+def prune(
+    days: float | None = typer.Option(
+        None, min=0, help="age in days past which finished deliveries go "
+                          "(default: DISPATCHER_RETENTION_DAYS, 30)"),
+    include_failed: bool = typer.Option(False, "--include-failed",
+                                         help="delete failed deliveries too"),
+    as_json: bool = typer.Option(
+        False, "--json",
+        help='print {"deliveries", "attempts", "events", "older_than"} on stdout'),
+) -> None:
+    async def body(store: Store) -> tuple[datetime, dict[str, int]]:
+        age = days if days is not None else store.db.settings.retention_days
+        older_than = utcnow() - timedelta(days=age)
+        if as_json:
+            return older_than, await store.prune(older_than, include_failed)
+        with Progress(SpinnerColumn(), TextColumn("pruning: {task.completed} deliveries"),
+                      console=_console(stderr=True), transient=True) as bar:
+            task = bar.add_task("prune", total=None)
+            counts = await store.prune(older_than, include_failed,
+                                       progress=lambda n: bar.advance(task, n))
+        return older_than, counts
+
+    older_than, counts = _run(body)
+    if as_json:
+        _print_json(counts | {"older_than": rfc3339(older_than)})
+        return
+    kept = "" if include_failed else "; failed ones kept (--include-failed deletes them)"
+    typer.echo(f"pruned {_count(counts['deliveries'], 'delivery', 'deliveries')}, "
+               f"{_count(counts['attempts'], 'attempt', 'attempts')} and "
+               f"{_count(counts['events'], 'event', 'events')} "
+               f"(finished, created before {_when(older_than)} UTC){kept}")
+
+
 if __name__ == "__main__":
     app()
+
+
+# ---- signing secrets at rest --------------------------------------------------------------
+
+secrets_app = typer.Typer(
+    help="Seal subscription signing secrets at rest (DISPATCHER_SECRET_KEY).",
+    no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("generate-key", help=(
+    "Print a new key for DISPATCHER_SECRET_KEY.\n\n"
+    "To rotate: put the new key first and the old one after it "
+    "(DISPATCHER_SECRET_KEY=new,old), restart, run `dispatcher secrets reseal`, then remove "
+    "the old key."))
+def secrets_generate_key() -> None:
+    from .sealing import generate_key
+
+    typer.echo(generate_key())
+
+
+@secrets_app.command("reseal", help=(
+    "Seal every subscription's signing secrets with the first DISPATCHER_SECRET_KEY key.\n\n"
+    "Opens them with any of the keys given, so it moves secrets from an old key to a new one, "
+    f"and seals secrets that were stored before a key was set.\n\n{DIRECT}"))
+def secrets_reseal(
+    as_json: bool = typer.Option(False, "--json", help='print {"resealed": N} on stdout'),
+) -> None:
+    if not Settings().secret_key:
+        _fail("set DISPATCHER_SECRET_KEY first (see `dispatcher secrets generate-key`)")
+    done = _run(lambda store: store.reseal_secrets())
+    if as_json:
+        _print_json({"resealed": done})
+    else:
+        typer.echo(f"resealed the secrets of {_count(done, 'subscription', 'subscriptions')}")

@@ -50,13 +50,19 @@ def request_headers(
     }
 
 
+def as_text(raw: bytes) -> str:
+    """Bytes from a stranger as text any database stores: UTF-8, invalid bytes and NUL
+    (which PostgreSQL text refuses) replaced by U+FFFD."""
+    return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
 def describe_error(exc: BaseException) -> str:
     """A short, secret-free description: the deepest cause says the most."""
     root = exc
     while root.__cause__ is not None:
         root = root.__cause__
     text = str(root) or type(root).__name__
-    return f"{type(root).__name__}: {text}"[:500]
+    return as_text(f"{type(root).__name__}: {text}"[:500].encode())
 
 
 async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
@@ -91,7 +97,7 @@ async def send(
                 retry_after = resp.headers.get("retry-after")
                 location = resp.headers.get("location")
                 raw = await _read_at_most(resp, MAX_RESPONSE_BYTES)
-                body = raw.decode("utf-8", errors="replace")
+                body = as_text(raw)
     except TimeoutError:
         error = f"timeout: no complete answer within {deadline:g} s"
         if status_code is not None:

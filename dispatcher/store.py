@@ -860,9 +860,12 @@ class Store:
         number of matches needs neither memory nor a long lock. Deliveries of disabled
         subscriptions become ``held``; those of deleted ones are left alone.
         """
+        if f.status not in ("failed", "succeeded"):
+            raise ValueError("only failed or succeeded deliveries can be replayed")
         d = delivery_table
         done, after = 0, ""
         while True:
+            changed = 0
             async with self.writer.begin() as conn:
                 found = (await conn.execute(
                     self._replay_query(f).where(d.c.id > after).order_by(d.c.id).limit(batch)
@@ -873,17 +876,18 @@ class Store:
                 for enabled in (True, False):
                     chosen = [r.id for r in found if bool(r.enabled) is enabled]
                     if chosen:
-                        await conn.execute(
+                        changed += (await conn.execute(
                             sa.update(d)
                             .where(d.c.id.in_(chosen), d.c.status == f.status)
                             .values(status="pending" if enabled else "held",
                                     next_attempt_at=now if enabled else None,
                                     retry_base=d.c.attempts, next_trigger="replay",
                                     resume_status=None, lease_until=None, lease_owner=None,
-                                    updated_at=now))
+                                    updated_at=now))).rowcount
                 await self.db.announce(conn)
             self.wakeup.notify()
-            done += len(found)
+            # Counted as changed: a row another request moved on meanwhile is not replayed.
+            done += changed
             after = found[-1].id
             if progress is not None:
                 progress(len(found))
@@ -895,8 +899,9 @@ class Store:
         e, s, d = event_table, subscription_table, delivery_table
         now = utcnow()
         async with self.writer.begin() as conn:
+            # Locked, so that a concurrent prune cannot remove it under the new deliveries.
             event = (await conn.execute(
-                sa.select(e.c.id, e.c.type).where(e.c.id == event_id))).first()
+                sa.select(e.c.id, e.c.type).where(e.c.id == event_id).with_for_update())).first()
             if event is None:
                 raise NotFound(event_id)
             stmt = sa.select(s.c.id, s.c.event_types, s.c.enabled).where(s.c.deleted_at.is_(None))
@@ -957,7 +962,9 @@ class Store:
                 )).scalars())
                 orphans = [i for i in old if i not in kept]
                 if orphans:
-                    await conn.execute(sa.delete(e).where(e.c.id.in_(orphans)))
+                    # Checked again in the statement: a replay may have added deliveries.
+                    no_delivery = ~sa.exists().where(d.c.event_id == e.c.id)
+                    await conn.execute(sa.delete(e).where(e.c.id.in_(orphans), no_delivery))
             counts["events"] += len(orphans)
             after = old[-1]
         return counts

@@ -252,7 +252,7 @@ class Worker:
                     self._records.task_done()
 
     async def _record(self, batch: list[AttemptRecord]) -> None:
-        delay = 0.05
+        delay, tries = 0.05, 0
         while True:
             try:
                 await self.store.record_attempts(
@@ -260,9 +260,10 @@ class Worker:
                 self.leased.difference_update(r.job.delivery_id for r in batch)
                 break
             except Exception:
-                if self._stopping.is_set() and delay > 5:
-                    log.exception("could not record %d attempts; their leases will expire",
-                                  len(batch))
+                tries += 1
+                if self._stopping.is_set() and tries >= 5:
+                    # Given up: the leases are released at exit and the deliveries sent again.
+                    log.exception("could not record %d attempts", len(batch))
                     return
                 log.exception("recording %d attempts failed; trying again", len(batch))
                 await asyncio.sleep(delay)

@@ -1,0 +1,364 @@
+"""The operator commands, run as real processes on a real database (SQLite and PostgreSQL).
+
+Data is made through the Store or a running app; the command runs with no app and no worker,
+so the rows it leaves are asserted as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+import sqlalchemy as sa
+
+from dispatcher import ids
+from dispatcher.api.schemas import DeliveryOut, SubscriptionOut
+from dispatcher.config import Settings
+from dispatcher.database import open_database
+from dispatcher.models import (
+    attempt_table,
+    delivery_table,
+    event_table,
+    utcnow,
+)
+from dispatcher.store import Store, encode_payload
+
+from .databases import rows, scalar
+from .harness import Receiver, Reply, poll
+
+T = TypeVar("T")
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dispatcher ARGS`` as its own process on the database at ``url``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("DISPATCHER_") and k != "COLUMNS"}
+    env["DISPATCHER_DATABASE_URL"] = url
+    done = subprocess.run([sys.executable, "-m", "dispatcher.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    return done
+
+
+def ok(url: str, *args: str) -> str:
+    done = cli(url, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def on_store(url: str, body: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = Store(open_database(Settings(database_url=url)))
+        try:
+            return await body(store)
+        finally:
+            await store.db.dispose()
+
+    return asyncio.run(run())
+
+
+def status_of(url: str, delivery_id: str) -> str:
+    return scalar(url, "SELECT status FROM delivery WHERE id = :id", id=delivery_id)
+
+
+# ---- help ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("command", "options"), [
+    (["deliveries", "list"],
+     ["--status", "--subscription", "--event-type", "--since", "--until", "--limit", "--json"]),
+    (["replay"],
+     ["--status", "--subscription", "--event-type", "--since", "--until", "--batch", "--json"]),
+    (["subscriptions", "list"], ["--json", "secret"]),
+    (["subscriptions", "disable"], ["ID", "held"]),
+    (["subscriptions", "enable"], ["ID", "held"]),
+    (["keys", "create"], ["--role", "--name", "--json", "admin", "publisher", "subscriber"]),
+    (["prune"], ["--days", "--include-failed", "--json"]),
+])
+def test_help_explains_each_command(command: list[str], options: list[str]) -> None:
+    done = cli("sqlite+aiosqlite:///unused.db", *command, "--help")
+    assert done.returncode == 0, done.stderr
+    for option in options:
+        assert option in done.stdout, (command, option)
+    # The decision every operator command states: the database, not the API.
+    assert "DISPATCHER_DATABASE_URL" in done.stdout
+    assert "API key" in done.stdout
+
+
+def test_top_level_help_lists_the_operator_commands() -> None:
+    out = ok("sqlite+aiosqlite:///unused.db", "--help")
+    for name in ("deliveries", "replay", "subscriptions", "keys", "prune", "serve"):
+        assert name in out
+
+
+# ---- deliveries list ----------------------------------------------------------------------
+
+def test_deliveries_list_table_json_and_filters(database_url: str) -> None:
+    async def setup(store: Store) -> dict[str, Any]:
+        invoices = await store.create_subscription(
+            "key_test", {"url": "http://127.0.0.1:9/a", "event_types": ["invoice.*"]})
+        everything = await store.create_subscription("key_test", {"url": "http://127.0.0.1:9/b"})
+        paid, _ = await store.accept_event("key_test", "invoice.paid", {"n": 1}, None, 60)
+        user, _ = await store.accept_event("key_test", "user.created", {"n": 2}, None, 60)
+        found = (await store.list_deliveries(None, limit=10)).rows
+        failed = next(d for d in found if d["subscription_id"] == invoices["id"])
+        async with store.writer.begin() as conn:
+            await conn.execute(
+                sa.update(delivery_table).where(delivery_table.c.id == failed["id"])
+                .values(status="failed", attempts=3, last_status_code=500,
+                        last_error="HTTP 500: " + "the receiver is down " * 10))
+        return {"invoices": invoices["id"], "everything": everything["id"],
+                "failed": failed["id"], "all": {d["id"] for d in found}, "user": user["id"]}
+
+    made = on_store(database_url, setup)
+    assert len(made["all"]) == 3
+
+    table = ok(database_url, "deliveries", "list")
+    for delivery_id in made["all"]:
+        assert delivery_id in table
+    failed_line = next(line for line in table.splitlines() if made["failed"] in line)
+    assert "failed" in failed_line and "500" in failed_line and made["invoices"] in failed_line
+    assert "invoice.paid" in failed_line
+    assert "HTTP 500: the receiver is down" in failed_line and "…" in failed_line  # cut short
+
+    listed = json.loads(ok(database_url, "deliveries", "list", "--status", "failed", "--json"))
+    assert [d["id"] for d in listed] == [made["failed"]]
+    (failed,) = listed
+    assert set(failed) == set(DeliveryOut.model_fields)  # the API's Delivery, field for field
+    assert (failed["status"], failed["attempts"], failed["last_status_code"]) == ("failed", 3, 500)
+    assert failed["last_error"].startswith("HTTP 500: the receiver is down")
+    assert failed["created_at"].endswith("Z")
+    datetime.fromisoformat(failed["created_at"])
+
+    of_everything = json.loads(ok(database_url, "deliveries", "list", "--subscription",
+                                  made["everything"], "--json"))
+    assert {d["subscription_id"] for d in of_everything} == {made["everything"]}
+    assert len(of_everything) == 2
+    users = json.loads(ok(database_url, "deliveries", "list", "--event-type", "user.created",
+                          "--json"))
+    assert [d["event_id"] for d in users] == [made["user"]]
+    later = (utcnow() + timedelta(hours=1)).isoformat()
+    assert json.loads(ok(database_url, "deliveries", "list", "--since", later, "--json")) == []
+    assert len(json.loads(ok(database_url, "deliveries", "list", "--until", later,
+                             "--json"))) == 3
+
+    newest = ok(database_url, "deliveries", "list", "--limit", "1")
+    assert sum(d in newest for d in made["all"]) == 1
+    assert "more match" in newest
+
+
+@pytest.mark.parametrize(("args", "complaint"), [
+    (["deliveries", "list", "--status", "lost"], "--status"),
+    (["deliveries", "list", "--since", "yesterday"], "ISO 8601"),
+    (["deliveries", "list", "--limit", "501"], "--limit"),
+    (["replay", "--status", "pending"], "--status"),
+    (["replay", "--until", "2025-13-01"], "ISO 8601"),
+    (["replay", "--since", "2025-02-01", "--until", "2025-01-01"], "before --until"),
+    (["keys", "create", "--role", "root", "--name", "x"], "--role"),
+    (["keys", "create", "--role", "admin"], "--name"),
+    (["prune", "--days", "-1"], "--days"),
+])
+def test_bad_option_values_are_usage_errors(args: list[str], complaint: str) -> None:
+    done = cli("sqlite+aiosqlite:///unused.db", *args)
+    assert done.returncode == 2
+    assert complaint in done.stderr
+    assert done.stdout == ""
+
+
+# ---- replay -------------------------------------------------------------------------------
+
+def test_replay_sends_failed_deliveries_again(serve, database_url: str) -> None:
+    answer = {"status": 400}  # 400: failed at once, no retries
+    with Receiver(lambda n, r: Reply(answer["status"])) as receiver:
+        with serve() as admin:
+            subs = [admin.post("/v1/subscriptions", json={"url": receiver.url}).json()["id"]
+                    for _ in range(2)]
+            admin.post("/v1/events", json={"type": "invoice.paid", "data": {}})
+            poll(lambda: scalar(database_url,
+                                "SELECT count(*) FROM delivery WHERE status = 'failed'") == 2,
+                 message="two failed deliveries")
+        # No app and no worker from here: what replay leaves is what the rows show.
+        first, second = (scalar(database_url,
+                                "SELECT id FROM delivery WHERE subscription_id = :s", s=s)
+                         for s in subs)
+
+        done = cli(database_url, "replay", "--subscription", subs[0])
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "replayed 1 delivery\n"
+        assert "replaying" in done.stderr  # the progress bar
+        state = "SELECT status, next_trigger, attempts, retry_base FROM delivery WHERE id = :id"
+        assert tuple(rows(database_url, state, id=first)[0]) == ("pending", "replay", 1, 1)
+        assert status_of(database_url, second) == "failed"
+
+        done = cli(database_url, "replay", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"replayed": 1}
+        assert "replaying" not in done.stderr
+        assert tuple(rows(database_url, state, id=second)[0]) == ("pending", "replay", 1, 1)
+        assert ok(database_url, "replay") == "replayed 0 deliveries\n"
+
+        # A worker then sends them; their attempts carry trigger `replay`.
+        answer["status"] = 200
+        with serve():
+            poll(lambda: scalar(database_url,
+                                "SELECT count(*) FROM delivery WHERE status = 'succeeded'") == 2,
+                 message="replayed deliveries succeeded")
+        for delivery_id in (first, second):
+            attempts = rows(database_url, "SELECT trigger, outcome FROM attempt "
+                            "WHERE delivery_id = :id ORDER BY number", id=delivery_id)
+            assert [tuple(a) for a in attempts] == [("scheduled", "failed"),
+                                                    ("replay", "succeeded")]
+        assert receiver.count() == 4
+
+
+# ---- subscriptions ------------------------------------------------------------------------
+
+def test_subscriptions_list_disable_enable(database_url: str) -> None:
+    async def setup(store: Store) -> tuple[dict[str, Any], str]:
+        sub = await store.create_subscription(
+            "key_test", {"url": "http://127.0.0.1:9/hook",
+                         "event_types": ["invoice.*", "user.created"]})
+        await store.accept_event("key_test", "invoice.paid", {}, None, 60)
+        (delivery,) = (await store.list_deliveries(None)).rows
+        return sub, delivery["id"]
+
+    sub, before = on_store(database_url, setup)
+    secret = sub["secrets"][0]["secret"]
+
+    table = ok(database_url, "subscriptions", "list")
+    line = next(line for line in table.splitlines() if sub["id"] in line)
+    assert "http://127.0.0.1:9/hook" in line and "invoice.*, user.created" in line
+    assert "yes" in line
+    assert secret not in table
+    listed = json.loads(ok(database_url, "subscriptions", "list", "--json"))
+    assert [s["id"] for s in listed] == [sub["id"]]
+    assert set(listed[0]) == set(SubscriptionOut.model_fields) - {"secret"}
+    assert (listed[0]["enabled"], listed[0]["disabled_reason"]) == (True, None)
+    assert "whsec_" not in json.dumps(listed)
+
+    assert "disabled" in ok(database_url, "subscriptions", "disable", sub["id"])
+    assert status_of(database_url, before) == "held"
+    (after, _) = on_store(database_url, lambda store: store.accept_event(
+        "key_test", "invoice.paid", {}, None, 60))
+    new = scalar(database_url, "SELECT id FROM delivery WHERE event_id = :e", e=after["id"])
+    assert status_of(database_url, new) == "held"
+    listed = json.loads(ok(database_url, "subscriptions", "list", "--json"))
+    assert (listed[0]["enabled"], listed[0]["disabled_reason"]) == (False, "manual")
+    assert "no" in next(line for line in ok(database_url, "subscriptions", "list").splitlines()
+                        if sub["id"] in line)
+
+    assert "enabled" in ok(database_url, "subscriptions", "enable", sub["id"])
+    for delivery_id in (before, new):
+        assert status_of(database_url, delivery_id) == "pending"
+    assert scalar(database_url, "SELECT count(*) FROM delivery "
+                  "WHERE status = 'pending' AND next_attempt_at IS NOT NULL") == 2
+    listed = json.loads(ok(database_url, "subscriptions", "list", "--json"))
+    assert (listed[0]["enabled"], listed[0]["disabled_reason"]) == (True, None)
+
+
+@pytest.mark.parametrize("args", [
+    ["subscriptions", "disable"], ["subscriptions", "enable"], ["replay", "--subscription"],
+])
+def test_unknown_subscription_is_a_one_line_error(database_url: str, args: list[str]) -> None:
+    missing = ids.new_id("sub")
+    done = cli(database_url, *args, missing)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip() == f"error: no subscription {missing!r}"
+
+
+def test_unreachable_database_is_a_one_line_error(databases) -> None:
+    done = cli(databases.unreachable_url(), "deliveries", "list")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: could not use the database")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+# ---- keys ---------------------------------------------------------------------------------
+
+def test_keys_create_prints_a_key_that_authenticates(database_url: str) -> None:
+    out = ok(database_url, "keys", "create", "--role", "publisher", "--name", "billing")
+    key = out.strip().splitlines()[-1]
+    assert key.startswith("dk_")
+    found = on_store(database_url, lambda store: store.authenticate(key))
+    assert found is not None and (found["role"], found["name"]) == ("publisher", "billing")
+    assert found["id"] in out
+
+    made = json.loads(ok(database_url, "keys", "create", "--role", "admin", "--name", "ops",
+                         "--json"))
+    assert set(made) == {"id", "role", "name", "key", "created_at"}
+    found = on_store(database_url, lambda store: store.authenticate(made["key"]))
+    assert found is not None and (found["id"], found["role"]) == (made["id"], "admin")
+    # Only its hash is stored.
+    assert scalar(database_url, "SELECT count(*) FROM api_key WHERE key_hash = :k",
+                  k=made["key"]) == 0
+
+
+# ---- prune --------------------------------------------------------------------------------
+
+def old_id(prefix: str, when: datetime) -> str:
+    """An id made at ``when``: the time part of that moment, then random bits."""
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    made = ids.time_bound(prefix, when)[:-16] + "".join(
+        secrets.choice(alphabet) for _ in range(16))
+    assert ids.is_id(made, prefix)
+    return made
+
+
+def test_prune_removes_old_finished_deliveries(database_url: str) -> None:
+    now = utcnow()
+    old = now - timedelta(days=40)
+
+    async def setup(store: Store) -> dict[str, str]:
+        sub = await store.create_subscription("key_test", {"url": "http://127.0.0.1:9/h"})
+        made: dict[str, str] = {}
+        async with store.writer.begin() as conn:
+            for name, when, status, attempts in [("done", old, "succeeded", 2),
+                                                 ("failed", old, "failed", 1),
+                                                 ("recent", now, "succeeded", 1)]:
+                event_id, delivery_id = old_id("evt", when), old_id("dlv", when)
+                await conn.execute(sa.insert(event_table), {
+                    "id": event_id, "type": "invoice.paid", "publisher": "key_test",
+                    "payload": encode_payload("invoice.paid", when, {}), "created_at": when})
+                await conn.execute(sa.insert(delivery_table), {
+                    "id": delivery_id, "event_id": event_id, "event_type": "invoice.paid",
+                    "subscription_id": sub["id"], "status": status, "attempts": attempts,
+                    "created_at": when, "updated_at": when})
+                await conn.execute(sa.insert(attempt_table), [{
+                    "id": old_id("att", when), "delivery_id": delivery_id, "number": n + 1,
+                    "trigger": "scheduled", "started_at": when, "duration_ms": 5,
+                    "status_code": 200 if status == "succeeded" else 500,
+                    "outcome": "succeeded" if status == "succeeded" else "failed",
+                } for n in range(attempts)])
+                made[name], made[name + "_event"] = delivery_id, event_id
+        return made
+
+    made = on_store(database_url, setup)
+
+    def left() -> tuple[set[str], set[str], int]:
+        return ({r[0] for r in rows(database_url, "SELECT id FROM delivery")},
+                {r[0] for r in rows(database_url, "SELECT id FROM event")},
+                scalar(database_url, "SELECT count(*) FROM attempt"))
+
+    out = ok(database_url, "prune")  # default: DISPATCHER_RETENTION_DAYS, 30
+    assert out.startswith("pruned 1 delivery, 2 attempts and 1 event")
+    deliveries, events, attempts = left()
+    assert deliveries == {made["failed"], made["recent"]}
+    assert events == {made["failed_event"], made["recent_event"]}
+    assert attempts == 2  # the failed one's and the recent one's
+
+    nothing = json.loads(ok(database_url, "prune", "--days", "60", "--include-failed", "--json"))
+    assert (nothing["deliveries"], nothing["attempts"], nothing["events"]) == (0, 0, 0)
+    assert left()[0] == {made["failed"], made["recent"]}
+
+    counts = json.loads(ok(database_url, "prune", "--days", "30", "--include-failed", "--json"))
+    assert (counts["deliveries"], counts["attempts"], counts["events"]) == (1, 1, 1)
+    assert datetime.fromisoformat(counts["older_than"]) < now - timedelta(days=29)
+    assert left() == ({made["recent"]}, {made["recent_event"]}, 1)
