@@ -125,6 +125,14 @@ def valid_keys(secret_list: Sequence[dict[str, Any]], now: datetime) -> list[byt
     return keys
 
 
+def _slack(when: datetime, direction: int) -> datetime:
+    """``when`` moved by the id clock slack, staying within datetime's range."""
+    try:
+        return when + direction * ID_CLOCK_SLACK
+    except OverflowError:
+        return when
+
+
 def _delivery_row(
     event_id: str, event_type: str, sub_id: str, enabled: bool, now: datetime, trigger: str
 ) -> dict[str, Any]:
@@ -502,10 +510,10 @@ class Store:
             stmt = stmt.where(e.c.type == event_type)
         if after is not None:
             stmt = stmt.where(e.c.created_at > after,
-                              e.c.id >= ids.time_bound("evt", after - ID_CLOCK_SLACK))
+                              e.c.id >= ids.time_bound("evt", _slack(after, -1)))
         if before is not None:
             stmt = stmt.where(e.c.created_at < before,
-                              e.c.id < ids.time_bound("evt", before + ID_CLOCK_SLACK))
+                              e.c.id < ids.time_bound("evt", _slack(before, +1)))
         return await self._page(stmt, e.c.id, cursor, limit, order)
 
     async def get_event(self, event_id: str, publisher: str | None) -> dict[str, Any]:
@@ -553,10 +561,10 @@ class Store:
             stmt = stmt.where(d.c.event_id == event_id)
         if since is not None:
             stmt = stmt.where(d.c.created_at >= since,
-                              d.c.id >= ids.time_bound("dlv", since - ID_CLOCK_SLACK))
+                              d.c.id >= ids.time_bound("dlv", _slack(since, -1)))
         if until is not None:
             stmt = stmt.where(d.c.created_at < until,
-                              d.c.id < ids.time_bound("dlv", until + ID_CLOCK_SLACK))
+                              d.c.id < ids.time_bound("dlv", _slack(until, +1)))
         return await self._page(stmt, d.c.id, cursor, limit, order)
 
     async def get_delivery(self, delivery_id: str, owner: str | None) -> dict[str, Any]:
@@ -839,10 +847,10 @@ class Store:
             stmt = stmt.where(d.c.event_type == f.event_type)
         if f.since is not None:
             stmt = stmt.where(d.c.created_at >= f.since,
-                              d.c.id >= ids.time_bound("dlv", f.since - ID_CLOCK_SLACK))
+                              d.c.id >= ids.time_bound("dlv", _slack(f.since, -1)))
         if f.until is not None:
             stmt = stmt.where(d.c.created_at < f.until,
-                              d.c.id < ids.time_bound("dlv", f.until + ID_CLOCK_SLACK))
+                              d.c.id < ids.time_bound("dlv", _slack(f.until, +1)))
         return stmt
 
     async def count_replayable(self, f: DeliveryFilter) -> int:
@@ -931,7 +939,7 @@ class Store:
         events with no delivery left; batch by batch. ``failed`` ones only when asked."""
         a, d, e = attempt_table, delivery_table, event_table
         statuses = ["succeeded", "cancelled"] + (["failed"] if include_failed else [])
-        bound = ids.time_bound("dlv", older_than + ID_CLOCK_SLACK)
+        bound = ids.time_bound("dlv", _slack(older_than, +1))
         counts = {"deliveries": 0, "attempts": 0, "events": 0}
         while True:
             async with self.writer.begin() as conn:
@@ -947,7 +955,7 @@ class Store:
             counts["deliveries"] += len(chosen)
             if progress is not None:
                 progress(len(chosen))
-        event_bound = ids.time_bound("evt", older_than + ID_CLOCK_SLACK)
+        event_bound = ids.time_bound("evt", _slack(older_than, +1))
         after = ""
         while True:
             async with self.writer.begin() as conn:

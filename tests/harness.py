@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import http.server
 import socket
 import threading
@@ -153,6 +154,17 @@ class AppServer:
         self.thread.join(30)
 
 
+_children: list[Any] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A test that failed before stopping its processes must not leave them running."""
+    for child in _children:
+        if child.poll() is None:
+            child.kill()
+
+
 class ServeProcess:
     """``dispatcher serve`` (or ``api``, ``worker``) as its own process, its log in a file."""
 
@@ -187,6 +199,7 @@ class ServeProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
         log.close()
+        _children.append(self.process)
 
         def up() -> bool:
             if self.process.poll() is not None:

@@ -96,3 +96,18 @@ def test_no_secret_reaches_the_log(tmp_path, database_url):
         for form in (secret, secret.removeprefix("whsec_")):
             assert form not in log, "a secret is in the log"
             assert form not in answers, "a secret is in an error or a list"
+
+
+def test_sealed_secrets_without_the_key_are_a_clear_503(make_settings, serve):
+    async def plant() -> dict:
+        store = Store(open_database(make_settings(secret_key=generate_key())))
+        try:
+            return await store.create_subscription("key_x", {"url": "https://example.com/x"})
+        finally:
+            await store.db.dispose()
+
+    sub = asyncio.run(plant())
+    with serve() as admin:
+        answer = admin.get(f"/v1/subscriptions/{sub['id']}")
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "secret_key_missing"

@@ -16,18 +16,13 @@ from ..store import Store
 from . import errors
 from .limits import BodyLimits
 from .routes import deliveries, events, health, keys, subscriptions
-from .schemas import ErrorOut
+from .timeouts import RequestDeadline
 
 log = logging.getLogger("dispatcher.api")
 
-ERROR_RESPONSES = {
-    code: {"model": ErrorOut, "description": text}
-    for code, text in {
-        400: "bad request", 401: "missing or unknown API key", 403: "role may not do this",
-        404: "not found", 409: "conflict", 413: "body too large", 415: "not JSON",
-        422: "invalid fields", 503: "the database does not answer",
-    }.items()
-}
+# Every /v1 route checks the key (401) and its role (403) in the database (503); the
+# other error statuses are declared by each route (errors.error_responses).
+V1_ERRORS = errors.error_responses(401, 403, 503)
 
 
 async def _bootstrap_admin(store: Store, settings: Settings) -> None:
@@ -77,7 +72,9 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     )
     errors.install(app)
     app.add_middleware(BodyLimits, max_bytes=settings.max_payload_bytes)
+    # Added last, so outermost: the deadline covers reading the body too.
+    app.add_middleware(RequestDeadline, seconds=settings.api_request_timeout_seconds)
     app.include_router(health.router)
     for module in (keys, subscriptions, events, deliveries):
-        app.include_router(module.router, responses=ERROR_RESPONSES)
+        app.include_router(module.router, responses=V1_ERRORS)
     return app

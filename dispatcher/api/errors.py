@@ -12,7 +12,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..sealing import SealingError
 from ..store import Conflict, NotFound
+from .schemas import ErrorOut
 
 log = logging.getLogger("dispatcher.api")
 
@@ -29,6 +31,36 @@ STATUS_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+# What each error status means in /openapi.json (docs/api-notes.md has the whole table).
+ERROR_DESCRIPTIONS = {
+    400: "invalid_json, invalid_content_length, or a bad parameter: invalid_parameter, "
+         "invalid_cursor",
+    401: "unauthorized: no, unknown or deleted API key",
+    403: "forbidden: the key's role may not do this",
+    404: "not_found: no such resource, or another owner's",
+    409: "conflict",
+    413: "payload_too_large: the body is larger than DISPATCHER_MAX_PAYLOAD_BYTES",
+    415: "unsupported_media_type: the body is not application/json",
+    422: "validation_error: a body field is missing, of the wrong type, unknown or invalid",
+    503: "database_unavailable: the database does not answer, or request_timeout: the "
+         "request took too long; try again shortly",
+}
+# Every POST and PATCH: the body is read, size- and type-checked before any route runs.
+BODY_ERRORS = (400, 413, 415)
+
+
+def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for the error statuses a route can answer, each with ``ErrorOut``.
+
+    ``descriptions`` replaces the generic text, keyed ``s409="..."``.
+    """
+    return {
+        status: {"model": ErrorOut,
+                 "description": descriptions.get(f"s{status}", ERROR_DESCRIPTIONS[status])}
+        for status in statuses
+    }
 
 
 class ApiError(Exception):
@@ -55,6 +87,10 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "invalid_json", "the request body is not valid JSON")
+    if errors and all(e["loc"] and e["loc"][0] == "path" for e in errors):
+        # A path id of the wrong shape names nothing (paging.path_id).
+        return error_response(404, "not_found", "no such resource: "
+                              + ", ".join(str(e.get("input")) for e in errors))
     in_body = [e for e in errors if e["loc"] and e["loc"][0] == "body"]
     chosen = in_body or errors
     message = "; ".join(f"{_where(tuple(e['loc']))}: {e['msg']}" for e in chosen[:5])
@@ -99,17 +135,49 @@ def _database_error(request: Request, exc: Exception) -> JSONResponse:
                           "the database does not answer; try again shortly", **{"retry-after": "1"})
 
 
+def _sealing_error(_: Request, exc: Exception) -> JSONResponse:
+    log.error("signing secrets cannot be opened: %s", exc)
+    return error_response(503, "secret_key_missing",
+                          "signing secrets are sealed and this server cannot open them")
+
+
 def _internal(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal error; the server log has details")
 
 
+def _without_fastapi_422(app: FastAPI) -> None:
+    """FastAPI documents a 422 ``HTTPValidationError`` on every route with parameters; the
+    handler above answers those errors as ``ErrorOut``, 400 for parameters and 422 for
+    bodies, which each route declares itself. Drop FastAPI's from ``/openapi.json``."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    responses = operation.get("responses", {})
+                    ref = (responses.get("422", {}).get("content", {})
+                           .get("application/json", {}).get("schema", {}).get("$ref", ""))
+                    if ref.endswith("/HTTPValidationError"):
+                        del responses["422"]
+            components = schema.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _without_fastapi_422(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(SealingError, _sealing_error)
     for kind in (DBAPIError, SATimeoutError, OSError):
         app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(Exception, _internal)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
-from fastapi import Query
+from fastapi import Path, Query
 
 from .. import ids
 from ..store import Page
 from .errors import ApiError
+from .schemas import utc_filter_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +21,23 @@ class PageParams:
     order: str
 
 
+def id_pattern(prefix: str) -> str:
+    return f"^{prefix}_[0-9a-hjkmnp-tv-z]{{26}}$"
+
+
+def path_id(prefix: str) -> Any:
+    """A path parameter holding a ``prefix`` id. Anything else cannot name a resource:
+    404 (errors.py), without asking the database."""
+    return Path(pattern=id_pattern(prefix), description=f"a {prefix}_… id")
+
+
 def page_params(prefix: str):
     def params(
         limit: int = Query(50, ge=1, le=500, description="page size, 1 to 500"),
-        cursor: str | None = Query(None, description="next_cursor of the previous page"),
+        cursor: str | None = Query(
+            None, description="next_cursor of the previous page",
+            json_schema_extra={"pattern": id_pattern(prefix)},
+        ),
         order: Literal["asc", "desc"] = Query("desc", description="desc: newest first"),
     ) -> PageParams:
         if cursor is not None and not ids.is_id(cursor, prefix):
@@ -33,11 +47,12 @@ def page_params(prefix: str):
     return params
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """Query times without a zone are taken as UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def as_utc(value: datetime | None, name: str) -> datetime | None:
+    """A query time in UTC (``schemas.utc_filter_time``); 400 when there is none."""
+    try:
+        return utc_filter_time(value)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_parameter", f"{name}: {exc}") from None
 
 
 def listing(page: Page, shape) -> dict:

@@ -7,32 +7,35 @@ from fastapi import APIRouter, Depends, Query
 
 from ...store import DeliveryFilter
 from ..auth import Admin, StoreDep, SubscriberOrAdmin
-from ..paging import PageParams, as_utc, listing, page_params
-from ..schemas import AttemptOut, DeliveryOut, Listing, Replayed, ReplayIn
+from ..errors import BODY_ERRORS, error_responses
+from ..paging import PageParams, as_utc, listing, page_params, path_id
+from ..schemas import NO_NUL, AttemptOut, DeliveryOut, Listing, Replayed, ReplayIn
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+DeliveryId = Annotated[str, path_id("dlv")]
 Status = Literal["pending", "succeeded", "failed", "held", "cancelled"]
 
 
-@router.get("", response_model=Listing[DeliveryOut])
+@router.get("", response_model=Listing[DeliveryOut], responses=error_responses(400))
 async def list_deliveries(
     who: SubscriberOrAdmin, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("dlv"))],
     status: Status | None = None,
-    subscription_id: Annotated[str | None, Query(max_length=40)] = None,
-    event_type: Annotated[str | None, Query(max_length=128)] = None,
+    subscription_id: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
+    event_type: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
     since: Annotated[datetime | None, Query(description="created at or after")] = None,
     until: Annotated[datetime | None, Query(description="created before")] = None,
 ) -> dict:
     found = await store.list_deliveries(
         who.owner_filter, status=status, subscription_id=subscription_id,
-        event_type=event_type, since=as_utc(since), until=as_utc(until),
+        event_type=event_type, since=as_utc(since, "since"), until=as_utc(until, "until"),
         cursor=page.cursor, limit=page.limit, order=page.order,
     )
     return listing(found, lambda r: r)
 
 
-@router.post("/replay", status_code=202, response_model=Replayed)
+@router.post("/replay", status_code=202, response_model=Replayed,
+             responses=error_responses(*BODY_ERRORS, 422))
 async def replay_deliveries(body: ReplayIn, _: Admin, store: StoreDep) -> Replayed:
     """Send every matching delivery again with a fresh retry budget (trigger ``replay``).
 
@@ -43,14 +46,15 @@ async def replay_deliveries(body: ReplayIn, _: Admin, store: StoreDep) -> Replay
     return Replayed(replayed=count)
 
 
-@router.get("/{delivery_id}", response_model=DeliveryOut)
-async def get_delivery(delivery_id: str, who: SubscriberOrAdmin, store: StoreDep) -> dict:
+@router.get("/{delivery_id}", response_model=DeliveryOut, responses=error_responses(404))
+async def get_delivery(delivery_id: DeliveryId, who: SubscriberOrAdmin, store: StoreDep) -> dict:
     return await store.get_delivery(delivery_id, who.owner_filter)
 
 
-@router.get("/{delivery_id}/attempts", response_model=Listing[AttemptOut])
+@router.get("/{delivery_id}/attempts", response_model=Listing[AttemptOut],
+            responses=error_responses(400, 404))
 async def list_attempts(
-    delivery_id: str, who: SubscriberOrAdmin, store: StoreDep,
+    delivery_id: DeliveryId, who: SubscriberOrAdmin, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("att"))],
 ) -> dict:
     found = await store.list_attempts(
@@ -59,7 +63,12 @@ async def list_attempts(
     return listing(found, lambda r: r)
 
 
-@router.post("/{delivery_id}/retry", status_code=202, response_model=DeliveryOut)
-async def retry_delivery(delivery_id: str, who: SubscriberOrAdmin, store: StoreDep) -> dict:
+@router.post(
+    "/{delivery_id}/retry", status_code=202, response_model=DeliveryOut,
+    responses=error_responses(
+        *BODY_ERRORS, 404, 409,
+        s409="attempt_in_progress, or subscription_deleted (a cancelled delivery)"),
+)
+async def retry_delivery(delivery_id: DeliveryId, who: SubscriberOrAdmin, store: StoreDep) -> dict:
     """One more attempt now (trigger ``manual``), whatever the status."""
     return await store.retry_now(delivery_id, who.owner_filter)

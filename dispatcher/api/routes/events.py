@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 
 from ... import event_types
 from ..auth import Admin, Publisher, StoreDep
-from ..errors import ApiError
-from ..paging import PageParams, as_utc, listing, page_params
+from ..errors import BODY_ERRORS, ApiError, error_responses
+from ..paging import PageParams, as_utc, listing, page_params, path_id
 from ..schemas import (
     DeliveryOut,
     EventAccepted,
@@ -22,6 +22,7 @@ from ..schemas import (
 )
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
+EventId = Annotated[str, path_id("evt")]
 
 
 def _event_out(row: dict) -> dict:
@@ -37,7 +38,10 @@ def _event_out(row: dict) -> dict:
     "",
     status_code=202,
     response_model=EventAccepted,
-    responses={200: {"model": EventAccepted, "description": "a repeated Idempotency-Key"}},
+    responses={
+        200: {"model": EventAccepted, "description": "a repeated Idempotency-Key"},
+        **error_responses(*BODY_ERRORS, 422),
+    },
 )
 async def post_event(
     body: EventIn, who: Publisher, store: StoreDep, request: Request,
@@ -53,31 +57,34 @@ async def post_event(
     return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
 
 
-@router.get("", response_model=Listing[EventOut])
+@router.get("", response_model=Listing[EventOut], responses=error_responses(400))
 async def list_events(
     who: Publisher, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("evt"))],
-    type: Annotated[str | None, Query(max_length=128)] = None,
+    type: Annotated[str | None, Query(
+        max_length=128, json_schema_extra={"pattern": event_types.TYPE_PATTERN.pattern},
+    )] = None,
     after: datetime | None = None,
     before: datetime | None = None,
 ) -> dict:
     if type is not None and not event_types.is_valid_type(type):
         raise ApiError(400, "invalid_parameter", "type is not a valid event type name")
     found = await store.list_events(
-        who.owner_filter, type, as_utc(after), as_utc(before), page.cursor, page.limit,
-        page.order,
+        who.owner_filter, type, as_utc(after, "after"), as_utc(before, "before"), page.cursor,
+        page.limit, page.order,
     )
     return listing(found, _event_out)
 
 
-@router.get("/{event_id}", response_model=EventOut)
-async def get_event(event_id: str, who: Publisher, store: StoreDep) -> dict:
+@router.get("/{event_id}", response_model=EventOut, responses=error_responses(404))
+async def get_event(event_id: EventId, who: Publisher, store: StoreDep) -> dict:
     return _event_out(await store.get_event(event_id, who.owner_filter))
 
 
-@router.get("/{event_id}/deliveries", response_model=Listing[DeliveryOut])
+@router.get("/{event_id}/deliveries", response_model=Listing[DeliveryOut],
+            responses=error_responses(400, 404))
 async def event_deliveries(
-    event_id: str, who: Publisher, store: StoreDep,
+    event_id: EventId, who: Publisher, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("dlv"))],
 ) -> dict:
     await store.get_event(event_id, who.owner_filter)
@@ -87,9 +94,13 @@ async def event_deliveries(
     return listing(found, lambda r: r)
 
 
-@router.post("/{event_id}/replay", status_code=202, response_model=EventReplayed)
+@router.post(
+    "/{event_id}/replay", status_code=202, response_model=EventReplayed,
+    responses=error_responses(
+        *BODY_ERRORS, 404, 422, s404="not_found: no such event, or no such subscription"),
+)
 async def replay_event(
-    event_id: str, _: Admin, store: StoreDep,
+    event_id: EventId, _: Admin, store: StoreDep,
     body: Annotated[EventReplayIn | None, Body()] = None,
 ) -> EventReplayed:
     """New deliveries of this event: to ``subscription_ids``, or (omitted) to every

@@ -3,19 +3,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ..errors import error_response
-from ..schemas import ErrorOut
+from ..errors import error_response, error_responses
+from ..schemas import HealthOut, ReadyOut
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=HealthOut)
 async def healthz() -> dict:
     """200 while the process runs."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"model": ErrorOut}})
+@router.get("/readyz", response_model=ReadyOut, responses=error_responses(
+    503, s503="database_unavailable, or worker_stopped: the delivery worker is not running"))
 async def readyz(request: Request) -> JSONResponse:
     """200 when the database answers and the worker loop (if this process runs one) is alive."""
     runtime = request.state.runtime

@@ -5,19 +5,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from ..auth import Admin, StoreDep
-from ..paging import PageParams, listing, page_params
+from ..errors import BODY_ERRORS, error_responses
+from ..paging import PageParams, listing, page_params, path_id
 from ..schemas import KeyCreated, KeyIn, KeyOut, Listing
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+KeyId = Annotated[str, path_id("key")]
 
 
-@router.post("", status_code=201, response_model=KeyCreated)
+@router.post("", status_code=201, response_model=KeyCreated,
+             responses=error_responses(*BODY_ERRORS, 422))
 async def create_key(body: KeyIn, _: Admin, store: StoreDep) -> dict:
     """Make an API key; the plain key is in this answer and nowhere else, ever."""
     return await store.create_key(body.role, body.name)
 
 
-@router.get("", response_model=Listing[KeyOut])
+@router.get("", response_model=Listing[KeyOut], responses=error_responses(400))
 async def list_keys(
     _: Admin, store: StoreDep, page: Annotated[PageParams, Depends(page_params("key"))]
 ) -> dict:
@@ -25,8 +28,8 @@ async def list_keys(
     return listing(found, lambda r: r)
 
 
-@router.delete("/{key_id}", status_code=204)
-async def delete_key(key_id: str, _: Admin, store: StoreDep) -> Response:
+@router.delete("/{key_id}", status_code=204, responses=error_responses(404))
+async def delete_key(key_id: KeyId, _: Admin, store: StoreDep) -> Response:
     """Delete a key: it answers 401 from the next request on."""
     await store.delete_key(key_id)
     return Response(status_code=204)

@@ -10,8 +10,8 @@ from ...policy import Verdict, classify
 from ...store import DeliveryFilter, encode_payload, valid_keys
 from ...targets import InvalidTarget, check_url
 from ..auth import Admin, StoreDep, SubscriberOrAdmin
-from ..errors import ApiError
-from ..paging import PageParams, listing, page_params
+from ..errors import BODY_ERRORS, ApiError, error_responses
+from ..paging import PageParams, listing, page_params, path_id
 from ..schemas import (
     Listing,
     RecoverIn,
@@ -26,6 +26,10 @@ from ..schemas import (
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 NOT_NULL = ("url", "event_types", "headers", "enabled")
+SubId = Annotated[str, path_id("sub")]
+INVALID_URL = "validation_error, or invalid_url: a URL that may not be used"
+TOO_MANY = ("too_many_subscriptions: the key owns DISPATCHER_MAX_SUBSCRIPTIONS_PER_OWNER "
+            "subscriptions already")
 
 
 def _checked_url(request: Request, url: str) -> str:
@@ -35,16 +39,18 @@ def _checked_url(request: Request, url: str) -> str:
         raise ApiError(422, "invalid_url", str(exc)) from None
 
 
-@router.post("", status_code=201, response_model=SubscriptionOut)
+@router.post("", status_code=201, response_model=SubscriptionOut,
+             responses=error_responses(*BODY_ERRORS, 409, 422, s409=TOO_MANY, s422=INVALID_URL))
 async def create_subscription(
     body: SubscriptionIn, who: SubscriberOrAdmin, store: StoreDep, request: Request
 ) -> SubscriptionOut:
     fields = body.model_dump()
     fields["url"] = _checked_url(request, body.url)
-    return SubscriptionOut.of(await store.create_subscription(who.key_id, fields))
+    limit = request.state.settings.max_subscriptions_per_owner
+    return SubscriptionOut.of(await store.create_subscription(who.key_id, fields, limit))
 
 
-@router.get("", response_model=Listing[SubscriptionOut])
+@router.get("", response_model=Listing[SubscriptionOut], responses=error_responses(400))
 async def list_subscriptions(
     who: SubscriberOrAdmin, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("sub"))],
@@ -53,14 +59,17 @@ async def list_subscriptions(
     return listing(found, SubscriptionOut.of)
 
 
-@router.get("/{sub_id}", response_model=SubscriptionOut)
-async def get_subscription(sub_id: str, who: SubscriberOrAdmin, store: StoreDep) -> SubscriptionOut:
+@router.get("/{sub_id}", response_model=SubscriptionOut, responses=error_responses(404))
+async def get_subscription(
+    sub_id: SubId, who: SubscriberOrAdmin, store: StoreDep
+) -> SubscriptionOut:
     return SubscriptionOut.of(await store.get_subscription(sub_id, who.owner_filter))
 
 
-@router.patch("/{sub_id}", response_model=SubscriptionOut)
+@router.patch("/{sub_id}", response_model=SubscriptionOut,
+              responses=error_responses(*BODY_ERRORS, 404, 422, s422=INVALID_URL))
 async def update_subscription(
-    sub_id: str, body: SubscriptionPatch, who: SubscriberOrAdmin, store: StoreDep,
+    sub_id: SubId, body: SubscriptionPatch, who: SubscriberOrAdmin, store: StoreDep,
     request: Request,
 ) -> SubscriptionOut:
     """Change fields; ``{"enabled": true}`` re-enables and releases held deliveries."""
@@ -77,16 +86,17 @@ async def update_subscription(
     return SubscriptionOut.of(await store.update_subscription(sub_id, who.owner_filter, changes))
 
 
-@router.delete("/{sub_id}", status_code=204)
-async def delete_subscription(sub_id: str, who: SubscriberOrAdmin, store: StoreDep) -> Response:
+@router.delete("/{sub_id}", status_code=204, responses=error_responses(404))
+async def delete_subscription(sub_id: SubId, who: SubscriberOrAdmin, store: StoreDep) -> Response:
     """Delete it; its open deliveries become ``cancelled``, history is kept."""
     await store.delete_subscription(sub_id, who.owner_filter)
     return Response(status_code=204)
 
 
-@router.post("/{sub_id}/rotate-secret", response_model=SubscriptionOut)
+@router.post("/{sub_id}/rotate-secret", response_model=SubscriptionOut,
+             responses=error_responses(*BODY_ERRORS, 404, 422))
 async def rotate_secret(
-    sub_id: str, who: SubscriberOrAdmin, store: StoreDep,
+    sub_id: SubId, who: SubscriberOrAdmin, store: StoreDep,
     body: Annotated[RotateIn | None, Body()] = None,
 ) -> SubscriptionOut:
     """A new secret; the old one keeps signing too for ``grace_period_seconds``."""
@@ -97,9 +107,10 @@ async def rotate_secret(
     return SubscriptionOut.of(row)
 
 
-@router.post("/{sub_id}/recover", status_code=202, response_model=Replayed)
+@router.post("/{sub_id}/recover", status_code=202, response_model=Replayed,
+             responses=error_responses(*BODY_ERRORS, 404, 422))
 async def recover_subscription(
-    sub_id: str, body: RecoverIn, _: Admin, store: StoreDep
+    sub_id: SubId, body: RecoverIn, _: Admin, store: StoreDep
 ) -> Replayed:
     """Send again every ``failed`` delivery of this subscription created in the window
     (``since`` inclusive, ``until`` exclusive, default now)."""
@@ -109,9 +120,10 @@ async def recover_subscription(
     return Replayed(replayed=await store.replay(window))
 
 
-@router.post("/{sub_id}/test", response_model=TestOut)
+@router.post("/{sub_id}/test", response_model=TestOut,
+             responses=error_responses(*BODY_ERRORS, 404, 422))
 async def test_subscription(
-    sub_id: str, who: SubscriberOrAdmin, store: StoreDep, request: Request,
+    sub_id: SubId, who: SubscriberOrAdmin, store: StoreDep, request: Request,
     body: Annotated[TestIn | None, Body()] = None,
 ) -> TestOut:
     """Send one signed request now, through the shared client, and report the answer.
