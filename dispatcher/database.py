@@ -120,6 +120,13 @@ class Database:
     def _lockable(self, due: sa.Select[Any]) -> sa.Select[Any]:
         return due  # one writer at a time: the sub-select and update are atomic already
 
+    def insert_once(self, table: sa.Table) -> sa.Insert:
+        """An INSERT that skips rows whose key exists: writing the same rows again (after a
+        commit whose answer was lost with the connection) changes nothing."""
+        from sqlalchemy.dialects.sqlite import insert
+
+        return insert(table).on_conflict_do_nothing()
+
     async def announce(self, conn: AsyncConnection) -> None:
         """Inside a transaction that makes deliveries due: tell other processes on commit."""
 
@@ -153,6 +160,11 @@ class PostgresDatabase(Database):
 
     def _lockable(self, due: sa.Select[Any]) -> sa.Select[Any]:
         return due.with_for_update(skip_locked=True)
+
+    def insert_once(self, table: sa.Table) -> sa.Insert:
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert(table).on_conflict_do_nothing()
 
     async def announce(self, conn: AsyncConnection) -> None:
         # Delivered when (and only if) the transaction commits.

@@ -672,8 +672,9 @@ class Store:
         a, d, s = attempt_table, delivery_table, subscription_table
         now = utcnow()
         async with self.writer.begin() as conn:
+            # Idempotent: a batch is written again when its commit's answer was lost.
             await conn.execute(
-                sa.insert(a),
+                self.db.insert_once(a),
                 [
                     {
                         "id": r.id,

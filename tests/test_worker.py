@@ -75,3 +75,31 @@ def test_an_attempt_that_cannot_even_be_sent_is_recorded_not_stuck(make_settings
     [attempt] = asyncio.run(deliver_all(settings, sub, 1))
     assert attempt["status_code"] is None and attempt["outcome"] == "failed"
     assert attempt["error"].startswith("the request could not be sent")
+
+
+def test_recording_the_same_batch_twice_changes_nothing(make_settings, database_url):
+    # A commit whose answer is lost with the connection makes the recorder write the same
+    # batch again: that must neither fail nor count twice.
+    from dispatcher.models import utcnow
+    from dispatcher.store import AttemptRecord
+
+    from .databases import scalar
+
+    async def scenario() -> None:
+        store = Store(open_database(make_settings()))
+        try:
+            await store.create_subscription("key_x", {"url": "http://127.0.0.1:9/x"})
+            await store.accept_event("key_x", "a.b", {}, None, 60)
+            [job] = await store.claim_due("wrk_test", 10, 60)
+            record = AttemptRecord(job=job, started_at=utcnow(), duration_ms=5,
+                                   status_code=200, response_body="ok", error=None,
+                                   outcome="succeeded", status="succeeded",
+                                   next_attempt_at=None)
+            await store.record_attempts("wrk_test", [record])
+            await store.record_attempts("wrk_test", [record])
+        finally:
+            await store.db.dispose()
+
+    asyncio.run(scenario())
+    assert scalar(database_url, "SELECT count(*) FROM attempt") == 1
+    assert scalar(database_url, "SELECT attempts FROM delivery") == 1
