@@ -303,18 +303,25 @@ def _count(number: int, one: str, many: str) -> str:
     return f"{number} {one if number == 1 else many}"
 
 
+# The filters that `deliveries list` and `replay` share.
+ONLY_SUBSCRIPTION = typer.Option(None, "--subscription", metavar="ID",
+                                 help="only deliveries of this subscription")
+ONLY_EVENT_TYPE = typer.Option(None, "--event-type", metavar="TYPE",
+                               help="only deliveries of this exact event type")
+CREATED_SINCE = _time_option("only deliveries created at or after this time")
+CREATED_UNTIL = _time_option("only deliveries created before this time")
+
+
 @deliveries_app.command("list", help=(
     "List deliveries, newest first.\n\n"
     "Shows id, event type, subscription, status, attempts, the last status code and error, "
     f"and when it was created (UTC).\n\n{DIRECT}"))
 def deliveries_list(
     status: DeliveryStatus | None = typer.Option(None, help="only deliveries in this status"),
-    subscription: str | None = typer.Option(None, metavar="ID",
-                                             help="only deliveries of this subscription"),
-    event_type: str | None = typer.Option(None, metavar="TYPE",
-                                           help="only deliveries of this exact event type"),
-    since: datetime | None = _time_option("only deliveries created at or after this time"),
-    until: datetime | None = _time_option("only deliveries created before this time"),
+    subscription: str | None = ONLY_SUBSCRIPTION,
+    event_type: str | None = ONLY_EVENT_TYPE,
+    since: datetime | None = CREATED_SINCE,
+    until: datetime | None = CREATED_UNTIL,
     limit: int = typer.Option(50, min=1, max=500, help="show at most this many (1 to 500)"),
     as_json: bool = typer.Option(
         False, "--json",
@@ -359,12 +366,10 @@ def deliveries_list(
 def replay(
     status: ReplayStatus = typer.Option(ReplayStatus.failed,
                                         help="replay deliveries in this status"),
-    subscription: str | None = typer.Option(None, metavar="ID",
-                                             help="only deliveries of this subscription"),
-    event_type: str | None = typer.Option(None, metavar="TYPE",
-                                           help="only deliveries of this exact event type"),
-    since: datetime | None = _time_option("only deliveries created at or after this time"),
-    until: datetime | None = _time_option("only deliveries created before this time"),
+    subscription: str | None = ONLY_SUBSCRIPTION,
+    event_type: str | None = ONLY_EVENT_TYPE,
+    since: datetime | None = CREATED_SINCE,
+    until: datetime | None = CREATED_UNTIL,
     batch: int = typer.Option(1000, min=1, max=10_000,
                               help="deliveries per transaction (1 to 10000)"),
     as_json: bool = typer.Option(False, "--json",

@@ -778,40 +778,27 @@ class Store:
 
     async def defer(self, owner: str, ids: Sequence[str], until: datetime) -> None:
         """Put claimed deliveries back, due at ``until``: no attempt, no retry used."""
-        if not ids:
-            return
-        d = delivery_table
-        async with self.writer.begin() as conn:
-            await conn.execute(
-                sa.update(d)
-                .where(d.c.id.in_(ids), d.c.lease_owner == owner)
-                .values(next_attempt_at=until, lease_until=None, lease_owner=None)
-            )
+        await self._own_leases(owner, ids, next_attempt_at=until, lease_until=None,
+                               lease_owner=None)
 
     async def extend_leases(self, owner: str, ids: Sequence[str], lease_seconds: float) -> int:
         """Keep this worker's leases on ``ids``: it is alive, its attempts merely slow."""
+        until = utcnow() + timedelta(seconds=lease_seconds)
+        return await self._own_leases(owner, ids, lease_until=until)
+
+    async def release_leases(self, owner: str, ids: Sequence[str]) -> None:
+        """Give back leases on ``ids``: they are due again at once."""
+        await self._own_leases(owner, ids, lease_until=None, lease_owner=None)
+
+    async def _own_leases(self, owner: str, ids: Sequence[str], **values: Any) -> int:
+        """Change deliveries in ``ids`` that ``owner`` still holds (a primary-key lookup)."""
         if not ids:
             return 0
         d = delivery_table
         async with self.writer.begin() as conn:
             result = await conn.execute(
-                sa.update(d)
-                .where(d.c.id.in_(ids), d.c.lease_owner == owner)
-                .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
-            )
+                sa.update(d).where(d.c.id.in_(ids), d.c.lease_owner == owner).values(**values))
         return result.rowcount
-
-    async def release_leases(self, owner: str, ids: Sequence[str]) -> None:
-        """Give back leases on ``ids``: they are due again at once."""
-        if not ids:
-            return
-        d = delivery_table
-        async with self.writer.begin() as conn:
-            await conn.execute(
-                sa.update(d)
-                .where(d.c.id.in_(ids), d.c.lease_owner == owner)
-                .values(lease_until=None, lease_owner=None)
-            )
 
     async def next_due_at(self, skip: Sequence[str] = ()) -> datetime | None:
         """When the next unleased pending delivery comes due (an index range, LIMIT 1),
