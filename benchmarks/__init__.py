@@ -1,0 +1,1 @@
+"""Throughput benchmarks: ``.venv/bin/python -m benchmarks.run --help``."""
