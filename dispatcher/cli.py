@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -212,6 +213,9 @@ def _run(body: Callable[[Store], Awaitable[T]]) -> T:
     What an operator can fix (no database there, not migrated, an unknown id) ends the
     command with one line on stderr and exit status 1, never a traceback.
     """
+    # aiosqlite's connection thread may die noisily after a failed connect; that failure is
+    # reported below as one line, so its thread traceback is not printed on top.
+    threading.excepthook = lambda args: None
     try:
         settings = Settings()
     except ValidationError as exc:
