@@ -34,6 +34,20 @@ IMMEDIATE = "dispatcher_immediate"  # execution option: a write transaction
 CHANNEL = "dispatcher_deliveries"
 
 
+def unleased_pending(now: datetime, skip: Sequence[str] = ()) -> list[sa.ColumnElement[bool]]:
+    """Pending deliveries no live lease holds (and not of the subscriptions in ``skip``):
+    what the claim takes once due, and what an idle worker waits for."""
+    d = delivery_table
+    where = [
+        d.c.status == "pending",
+        d.c.next_attempt_at.is_not(None),
+        sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
+    ]
+    if skip:
+        where.append(d.c.subscription_id.not_in(skip))
+    return where
+
+
 class Wakeup:
     """Tells idle workers in this process that deliveries may be due."""
 
@@ -100,16 +114,10 @@ class Database:
         d = delivery_table
         due = (
             sa.select(d.c.id)
-            .where(
-                d.c.status == "pending",
-                d.c.next_attempt_at <= now,
-                sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
-            )
+            .where(*unleased_pending(now, skip), d.c.next_attempt_at <= now)
             .order_by(d.c.next_attempt_at)
             .limit(limit)
         )
-        if skip:
-            due = due.where(d.c.subscription_id.not_in(skip))
         return (
             sa.update(d)
             .where(d.c.id.in_(self._lockable(due).scalar_subquery()))

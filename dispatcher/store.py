@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from . import event_types, ids
-from .database import Database
+from .database import Database, unleased_pending
 from .models import (
     api_key_table,
     attempt_table,
@@ -123,6 +123,22 @@ def valid_keys(secret_list: Sequence[dict[str, Any]], now: datetime) -> list[byt
         if expires is None or datetime.fromisoformat(expires) > now:
             keys.append(secret_key(entry["secret"]))
     return keys
+
+
+def _created_between(
+    table: sa.Table, prefix: str, since: datetime | None, until: datetime | None,
+    *, since_inclusive: bool = True,
+) -> list[sa.ColumnElement[bool]]:
+    """``created_at`` in [since, until), also as a range of the time-ordered primary key so
+    the database scans the window instead of filtering every row."""
+    c = table.c
+    where: list[sa.ColumnElement[bool]] = []
+    if since is not None:
+        where += [c.created_at >= since if since_inclusive else c.created_at > since,
+                  c.id >= ids.time_bound(prefix, _slack(since, -1))]
+    if until is not None:
+        where += [c.created_at < until, c.id < ids.time_bound(prefix, _slack(until, +1))]
+    return where
 
 
 def _slack(when: datetime, direction: int) -> datetime:
@@ -508,12 +524,7 @@ class Store:
             stmt = stmt.where(e.c.publisher == publisher)
         if event_type is not None:
             stmt = stmt.where(e.c.type == event_type)
-        if after is not None:
-            stmt = stmt.where(e.c.created_at > after,
-                              e.c.id >= ids.time_bound("evt", _slack(after, -1)))
-        if before is not None:
-            stmt = stmt.where(e.c.created_at < before,
-                              e.c.id < ids.time_bound("evt", _slack(before, +1)))
+        stmt = stmt.where(*_created_between(e, "evt", after, before, since_inclusive=False))
         return await self._page(stmt, e.c.id, cursor, limit, order)
 
     async def get_event(self, event_id: str, publisher: str | None) -> dict[str, Any]:
@@ -559,12 +570,7 @@ class Store:
             stmt = stmt.where(d.c.event_type == event_type)
         if event_id is not None:
             stmt = stmt.where(d.c.event_id == event_id)
-        if since is not None:
-            stmt = stmt.where(d.c.created_at >= since,
-                              d.c.id >= ids.time_bound("dlv", _slack(since, -1)))
-        if until is not None:
-            stmt = stmt.where(d.c.created_at < until,
-                              d.c.id < ids.time_bound("dlv", _slack(until, +1)))
+        stmt = stmt.where(*_created_between(d, "dlv", since, until))
         return await self._page(stmt, d.c.id, cursor, limit, order)
 
     async def get_delivery(self, delivery_id: str, owner: str | None) -> dict[str, Any]:
@@ -804,19 +810,12 @@ class Store:
         """When the next unleased pending delivery comes due (an index range, LIMIT 1),
         leaving out the subscriptions in ``skip``."""
         d = delivery_table
-        now = utcnow()
         stmt = (
             sa.select(d.c.next_attempt_at)
-            .where(
-                d.c.status == "pending",
-                d.c.next_attempt_at.is_not(None),
-                sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
-            )
+            .where(*unleased_pending(utcnow(), skip))
             .order_by(d.c.next_attempt_at)
             .limit(1)
         )
-        if skip:
-            stmt = stmt.where(d.c.subscription_id.not_in(skip))
         async with self.engine.connect() as conn:
             return await conn.scalar(stmt)
 
@@ -833,13 +832,7 @@ class Store:
             stmt = stmt.where(d.c.subscription_id == f.subscription_id)
         if f.event_type is not None:
             stmt = stmt.where(d.c.event_type == f.event_type)
-        if f.since is not None:
-            stmt = stmt.where(d.c.created_at >= f.since,
-                              d.c.id >= ids.time_bound("dlv", _slack(f.since, -1)))
-        if f.until is not None:
-            stmt = stmt.where(d.c.created_at < f.until,
-                              d.c.id < ids.time_bound("dlv", _slack(f.until, +1)))
-        return stmt
+        return stmt.where(*_created_between(d, "dlv", f.since, f.until))
 
     async def count_replayable(self, f: DeliveryFilter) -> int:
         stmt = sa.select(sa.func.count()).select_from(self._replay_query(f).subquery())

@@ -39,7 +39,6 @@ class Worker:
         self.settings = settings
         self.policy = policy or RetryPolicy(settings.retry_schedule, settings.retry_jitter)
         self.owner = f"wrk_{uuid.uuid4().hex[:16]}"
-        self.heartbeat = utcnow()
         self._in_flight: set[asyncio.Task[None]] = set()
         self.leased: set[str] = set()  # claimed by this worker, attempt not yet recorded
         self._per_subscription: Counter[str] = Counter()  # attempts in flight
@@ -86,7 +85,6 @@ class Worker:
     async def _claim_loop(self) -> None:
         settings = self.settings
         while not self._stopping.is_set():
-            self.heartbeat = utcnow()
             free = settings.worker_concurrency - len(self._in_flight)
             if free <= 0:
                 await self._slot_freed()
