@@ -25,57 +25,29 @@ import argparse
 import asyncio
 import json
 import logging
-import os
-import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import aiohttp
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from dispatcher import migrate
 from dispatcher.config import Settings
 from dispatcher.database import open_database
-from dispatcher.models import delivery_table
 from dispatcher.store import Store
 from dispatcher.transport import make_http_client
 from dispatcher.worker import Worker
 
+from .common import Result, deadline_for, fresh_database, postgres_problem, wait_for_deliveries
 from .receiver import Receiver
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "DISPATCHER_BENCH_POSTGRES",
-    os.environ.get("DISPATCHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
-)
 HEADERS = {"content-type": "application/json"}
-POLL_SECONDS = 0.05
-
-
-@dataclass
-class Result:
-    name: str
-    n: int
-    concurrency: int
-    seconds: float
-
-    @property
-    def per_second(self) -> float:
-        return self.n / self.seconds if self.seconds > 0 else float("inf")
 
 
 def body(i: int) -> bytes:
     return json.dumps({"type": "bench.ping", "data": {"i": i}}).encode()
-
-
-def deadline_for(n: int) -> float:
-    """Generous: at 50 requests/s something is broken, and the run should say so."""
-    return 30 + n / 50
 
 
 # ---- the shared driver ---------------------------------------------------------------------
@@ -166,7 +138,14 @@ async def dispatcher_delivery(url: str, n: int, c: int, database_url: str,
         start = time.perf_counter()
         task = asyncio.create_task(worker.run(), name="bench-worker")
         try:
-            await _wait_until_succeeded(store, n, deadline_for(n), task)
+            waiting = asyncio.create_task(
+                wait_for_deliveries(database_url, n, deadline_for(n)))
+            await asyncio.wait([waiting, task], return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                task.result()  # raises what stopped the worker
+                raise RuntimeError("the worker stopped before delivering everything")
+            await waiting
             seconds = time.perf_counter() - start
         finally:
             worker.stop()
@@ -180,59 +159,9 @@ async def dispatcher_delivery(url: str, n: int, c: int, database_url: str,
         await db.dispose()
 
 
-async def _wait_until_succeeded(store: Store, n: int, deadline: float,
-                                worker: asyncio.Task[None]) -> None:
-    d = delivery_table
-    query = sa.select(sa.func.count()).select_from(d).where(d.c.status == "succeeded")
-    done = 0
-    for _ in range(int(deadline / POLL_SECONDS) + 1):
-        async with store.engine.connect() as conn:
-            done = await conn.scalar(query)
-        if done >= n:
-            return
-        if worker.done():
-            worker.result()  # raises what stopped it
-            raise RuntimeError(f"the worker stopped with {done} of {n} deliveries done")
-        await asyncio.sleep(POLL_SECONDS)
-    raise TimeoutError(f"only {done} of {n} deliveries succeeded within {deadline:g} s")
-
-
-async def on_sqlite(url: str, n: int, c: int) -> list[Result]:
-    with tempfile.TemporaryDirectory(prefix="dispatcher-bench-") as folder:
-        database_url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-        await asyncio.to_thread(migrate.upgrade, database_url)
-        return await dispatcher_delivery(url, n, c, database_url, "sqlite")
-
-
-async def _pg_admin(statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-async def postgres_problem() -> str | None:
-    try:
-        await _pg_admin("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any reason means: not this time
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-async def on_postgres(url: str, n: int, c: int) -> list[Result]:
-    name = f"dispatcher_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    try:
-        database_url = (make_url(POSTGRES_ADMIN_URL)
-                        .set(drivername="postgresql+asyncpg", database=name)
-                        .render_as_string(hide_password=False))
-        await asyncio.to_thread(migrate.upgrade, database_url)
-        return await dispatcher_delivery(url, n, c, database_url, "postgresql")
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+async def on_engine(url: str, n: int, c: int, engine: str) -> list[Result]:
+    async with fresh_database(engine) as database_url:
+        return await dispatcher_delivery(url, n, c, database_url, engine)
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -254,7 +183,7 @@ async def measure(port: int, n: int, concurrencies: list[int], engines: list[str
                   report: Callable[[Result], None]) -> list[Result]:
     url = f"http://127.0.0.1:{port}/hook"
     if "postgresql" in engines and (problem := await postgres_problem()):
-        print(f"PostgreSQL SKIPPED: {POSTGRES_ADMIN_URL} does not answer ({problem})")
+        print(f"PostgreSQL SKIPPED: it does not answer ({problem})")
         engines = [e for e in engines if e != "postgresql"]
     results: list[Result] = []
 
@@ -267,10 +196,8 @@ async def measure(port: int, n: int, concurrencies: list[int], engines: list[str
         keep(await bare_httpx(url, n, c))
         keep(await bare_aiohttp(url, n, c))
         keep(await httpx_over_aiohttp(url, n, c))
-        if "sqlite" in engines:
-            keep(*await on_sqlite(url, n, c))
-        if "postgresql" in engines:
-            keep(*await on_postgres(url, n, c))
+        for engine in engines:
+            keep(*await on_engine(url, n, c, engine))
     return results
 
 
