@@ -48,6 +48,15 @@ def _logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request at info; the worker records every attempt itself.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
+
+
+def run_loop(main: Awaitable[Any]) -> Any:
+    """Run ``main`` on uvloop, as uvicorn does for ``serve`` and ``api``."""
+    import uvloop
+
+    return uvloop.run(main)  # type: ignore[arg-type]
 
 
 def _serve(settings: Settings, workers: bool, host: str | None, port: int | None) -> None:
@@ -110,7 +119,7 @@ def worker() -> None:
             logging.getLogger("dispatcher").info("worker %s started", runtime.worker.owner)
             await runtime.worker_task
 
-    asyncio.run(main())
+    run_loop(main())
 
 
 @db_app.command("upgrade")

@@ -6,7 +6,8 @@ listen for other processes' announcements.
 
 - SQLite (the embedded default): WAL, ``busy_timeout``, writers begin with
   ``BEGIN IMMEDIATE``; one writer at a time makes the claim atomic; wake-ups stay in the
-  process (``dispatcher serve`` runs API and workers together).
+  process (``dispatcher serve`` runs API and workers together). ``run_write`` runs a whole
+  transaction in one step on a thread of its own (the ingest hot path).
 - PostgreSQL (scale-out): the claim skips rows other workers are claiming
   (``FOR UPDATE SKIP LOCKED``); a commit that makes deliveries due sends ``NOTIFY``, and
   every worker process ``LISTEN``s on a connection of its own that reconnects by itself.
@@ -16,9 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -31,6 +35,7 @@ from .models import delivery_table
 log = logging.getLogger("dispatcher.database")
 
 IMMEDIATE = "dispatcher_immediate"  # execution option: a write transaction
+T = TypeVar("T")
 CHANNEL = "dispatcher_deliveries"
 
 
@@ -66,6 +71,31 @@ class Wakeup:
         self._event.clear()
 
 
+class _QueuedWriter:
+    """SQLite's writers, one at a time: within a process they queue here, in order, rather
+    than in SQLite's busy handler, which sleeps in growing steps (1, 2, 5, 10 ms, ...) and
+    made a claim behind a recording wait 25 ms under load (measured). Other processes
+    still meet ``busy_timeout``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary())
+
+    def lock(self) -> asyncio.Lock:
+        """This event loop's turn to write (for writers that do not use ``begin``)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self.lock(), self.engine.begin() as conn:
+            yield conn
+
+
 class Database:
     """SQLite: the embedded default."""
 
@@ -74,16 +104,22 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = self._make_engine(settings)
-        self.writer = self.engine.execution_options(**{IMMEDIATE: True})
+        self.writer: Any = _QueuedWriter(self.engine.execution_options(**{IMMEDIATE: True}))
         self.wakeup = Wakeup()
+        # run_write's thread and its synchronous engine, made on first use.
+        self._one_step: tuple[ThreadPoolExecutor, sa.Engine] | None = None
 
     def _make_engine(self, settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             settings.database_url, connect_args={"timeout": 30}, hide_parameters=True
         )
-        synchronous = settings.sqlite_synchronous
+        self._set_up_connections(engine.sync_engine)
+        return engine
 
-        @sa_event.listens_for(engine.sync_engine, "connect")
+    def _set_up_connections(self, engine: sa.Engine) -> None:
+        synchronous = self.settings.sqlite_synchronous
+
+        @sa_event.listens_for(engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
             # Transactions are begun by hand below, so that writers take the lock up front.
             dbapi_conn.isolation_level = None
@@ -93,20 +129,56 @@ class Database:
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.close()
 
-        @sa_event.listens_for(engine.sync_engine, "begin")
+        @sa_event.listens_for(engine, "begin")
         def _begin(conn: sa.Connection) -> None:
             # A deferred transaction that reads then writes can fail with SQLITE_BUSY at
             # once (no busy wait on a lock upgrade); writers start with BEGIN IMMEDIATE.
             immediate = conn.get_execution_options().get(IMMEDIATE, False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
-        return engine
+    async def run_write(self, work: Callable[[sa.Connection], T]) -> T:
+        """``work(conn)`` in one write transaction, committed when it returns (rolled back
+        if it raises), with a synchronous connection: for a transaction of several
+        statements on a hot path (``Store``'s group commit of events).
+
+        SQLite: in one step on a thread of its own, with a (pysqlite) connection of its own
+        to the same file, in turn with this process's other writers (``_QueuedWriter``).
+        Through aiosqlite each cursor call is a round trip to its thread, some 20 for such a
+        transaction, each waiting for the busy event loop to come round. Measured on event
+        ingest: a lone event commits in 1.1 ms instead of 2.8, the store alone takes 45 %
+        more events/s, HTTP ingest 20 % more.
+        """
+        executor, engine = self._one_step_engine()
+
+        def transaction() -> T:
+            with engine.begin() as conn:
+                return work(conn)
+
+        async with self.writer.lock():
+            return await asyncio.get_running_loop().run_in_executor(executor, transaction)
+
+    def _one_step_engine(self) -> tuple[ThreadPoolExecutor, sa.Engine]:
+        if self._one_step is None:
+            url = make_url(self.settings.database_url).set(drivername="sqlite")  # pysqlite
+            # One thread uses it, one connection at a time (StaticPool: always the same).
+            engine = sa.create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False},
+                poolclass=sa.pool.StaticPool, hide_parameters=True,
+            ).execution_options(**{IMMEDIATE: True})
+            self._set_up_connections(engine.engine)
+            executor = ThreadPoolExecutor(1, thread_name_prefix="dispatcher-sqlite-write")
+            self._one_step = (executor, engine)
+        return self._one_step
+
+    def announce_sync(self, conn: sa.Connection) -> None:
+        """``announce`` on ``run_write``'s synchronous connection."""
 
     def claim_statement(
         self, now: datetime, lease_until: datetime, owner: str, limit: int,
         skip: Sequence[str] = (),
     ) -> sa.Update:
-        """One statement: lease up to ``limit`` due deliveries and return their ids.
+        """One statement: lease up to ``limit`` due deliveries and return what a job needs of
+        them.
 
         ``skip`` names subscriptions whose deliveries must wait (at their cap of attempts
         in flight, or over their rate limit).
@@ -122,7 +194,9 @@ class Database:
             sa.update(d)
             .where(d.c.id.in_(self._lockable(due).scalar_subquery()))
             .values(lease_until=lease_until, lease_owner=owner)
-            .returning(d.c.id)
+            .returning(d.c.id, d.c.event_id, d.c.subscription_id, d.c.attempts,
+                       d.c.retry_base, d.c.next_trigger, d.c.resume_status,
+                       d.c.next_attempt_at)
         )
 
     def _lockable(self, due: sa.Select[Any]) -> sa.Select[Any]:
@@ -143,12 +217,21 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._one_step is not None:
+            executor, engine = self._one_step
+            self._one_step = None
+            await asyncio.get_running_loop().run_in_executor(executor, engine.engine.dispose)
+            executor.shutdown(wait=False)
 
 
 class PostgresDatabase(Database):
     """PostgreSQL: many API and worker processes on one database."""
 
     dialect = "postgresql"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.writer = self.engine  # writers run side by side; row locks order them
 
     def _make_engine(self, settings: Settings) -> AsyncEngine:
         return create_async_engine(
@@ -177,6 +260,14 @@ class PostgresDatabase(Database):
     async def announce(self, conn: AsyncConnection) -> None:
         # Delivered when (and only if) the transaction commits.
         await conn.execute(sa.text(f"SELECT pg_notify('{CHANNEL}', '')"))
+
+    def announce_sync(self, conn: sa.Connection) -> None:
+        conn.execute(sa.text(f"SELECT pg_notify('{CHANNEL}', '')"))
+
+    async def run_write(self, work: Callable[[sa.Connection], T]) -> T:
+        """On the pool, as any other transaction: asyncpg needs no thread."""
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
 
     async def listen(self) -> None:
         url = make_url(self.settings.database_url).set(drivername="postgresql")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +77,13 @@ async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
+@functools.lru_cache(maxsize=4096)
+def parsed_url(url: str) -> httpx.URL:
+    """Subscription URLs are few and sent to often: parse each once (``httpx.URL`` is
+    immutable)."""
+    return httpx.URL(url)
+
+
 async def send(
     client: httpx.AsyncClient,
     url: str,
@@ -92,12 +100,18 @@ async def send(
     body = error = retry_after = location = None
     try:
         async with asyncio.timeout(deadline):
-            async with client.stream("POST", url, content=payload, headers=headers) as resp:
+            # A Request built here, not by client.build_request: none of the client's default
+            # headers (Accept-Encoding would invite bodies we do not decompress).
+            request = httpx.Request("POST", parsed_url(url), content=payload, headers=headers)
+            resp = await client.send(request, stream=True)
+            try:
                 status_code = resp.status_code
                 retry_after = resp.headers.get("retry-after")
                 location = resp.headers.get("location")
                 raw = await _read_at_most(resp, MAX_RESPONSE_BYTES)
                 body = as_text(raw)
+            finally:
+                await resp.aclose()
     except TimeoutError:
         error = f"timeout: no complete answer within {deadline:g} s"
         if status_code is not None:

@@ -7,6 +7,8 @@ deliveries' new states in one transaction. The rest serves the API.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -33,6 +35,10 @@ from .sealing import SecretBox, parse_keys
 from .signing import generate_secret, secret_key
 
 OPEN_STATUSES = ("pending", "held")
+MAX_KNOWN_KEYS = 10_000  # authenticate(cached=True) forgets them all past this
+EVENT_COLUMNS = ("id", "type", "payload", "publisher", "idempotency_key", "created_at")
+DELIVERY_COLUMNS = ("id", "event_id", "event_type", "subscription_id", "status", "attempts",
+                    "retry_base", "next_trigger", "next_attempt_at", "created_at", "updated_at")
 # An id and its row's created_at come from two clock reads; id bounds allow for that.
 ID_CLOCK_SLACK = timedelta(seconds=5)
 
@@ -48,6 +54,10 @@ class Conflict(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class KeyDeleted(Exception):
+    """The API key the request came with was deleted: nothing was stored."""
 
 
 def hash_key(plain: str) -> str:
@@ -97,6 +107,7 @@ class Job:
     keys: list[bytes]
     payload: bytes
     rate_limit: int | None = None  # the subscription's rate_limit_per_second
+    failing_since: datetime | None = None  # the subscription's, when claimed
 
 
 @dataclass(slots=True)
@@ -149,22 +160,20 @@ def _slack(when: datetime, direction: int) -> datetime:
         return when
 
 
+def _delivery_values(
+    event_id: str, event_type: str, sub_id: str, enabled: bool, now: Any, trigger: str
+) -> tuple[Any, ...]:
+    """A new delivery, in the order of ``DELIVERY_COLUMNS``. ``now`` is only stored as
+    times, so it may be a time already bound for the driver (``_DriverInsert.bind``)."""
+    return (ids.new_id("dlv"), event_id, event_type, sub_id,
+            "pending" if enabled else "held", 0, 0, trigger, now if enabled else None, now, now)
+
+
 def _delivery_row(
     event_id: str, event_type: str, sub_id: str, enabled: bool, now: datetime, trigger: str
 ) -> dict[str, Any]:
-    return {
-        "id": ids.new_id("dlv"),
-        "event_id": event_id,
-        "event_type": event_type,
-        "subscription_id": sub_id,
-        "status": "pending" if enabled else "held",
-        "attempts": 0,
-        "retry_base": 0,
-        "next_trigger": trigger,
-        "next_attempt_at": now if enabled else None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    return dict(zip(DELIVERY_COLUMNS, _delivery_values(
+        event_id, event_type, sub_id, enabled, now, trigger), strict=True))
 
 
 async def _hold_pending(conn: Any, sub_ids: Sequence[str], now: datetime) -> None:
@@ -184,6 +193,141 @@ def _row(r: sa.Row[Any]) -> dict[str, Any]:
     return dict(r._mapping)
 
 
+def _live_subscriptions() -> sa.Select[Any]:
+    """What fan-out needs of every subscription that is not deleted."""
+    s = subscription_table
+    return sa.select(s.c.id, s.c.event_types, s.c.enabled).where(s.c.deleted_at.is_(None))
+
+
+class GroupCommit:
+    """Concurrent callers' writes in one transaction (group commit).
+
+    ``await submit(item)`` queues the item and waits until the transaction holding it has
+    committed; it returns the item's result, or raises its error (or the group's, when the
+    whole transaction failed: then nothing of the group was stored). ``commit(items)`` runs
+    one transaction for a group and returns one result per item, an exception instance for
+    an item refused on its own.
+
+    One group commits at a time (SQLite has one writer anyway); while it does, the next
+    one gathers. Before each transaction the event loop turns a few times (``gather_turns``,
+    no timer) so that requests already received join; a lone caller still waits for one
+    transaction only, and under load one commit serves many callers. A caller that gives
+    up before its group starts is left out of it; one that gives up later may still be
+    committed (as with any request cut off during its commit).
+    """
+
+    def __init__(self, commit: Callable[[list[Any]], Any], max_batch: int = 64,
+                 gather_turns: int = 10) -> None:
+        self._commit = commit
+        self.max_batch = max_batch
+        self.gather_turns = gather_turns
+        self._queue: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="group-commit")
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                # Fuller groups commit less often: +20% events/s measured with 32 requests
+                # in flight (benchmarks/ingest.py). An idle loop turns in microseconds; a
+                # busy one serves those requests meanwhile.
+                for _ in range(self.gather_turns):
+                    if len(self._queue) >= self.max_batch:
+                        break
+                    await asyncio.sleep(0)
+                taken = self._queue[:self.max_batch]
+                del self._queue[:self.max_batch]
+                group = [(item, future) for item, future in taken if not future.done()]
+                if group:
+                    await self._commit_group(group)
+        finally:  # cancelled (the loop is closing): nobody may wait forever
+            for _, future in self._queue:
+                future.cancel()
+            self._queue.clear()
+
+    async def _commit_group(self, group: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        results: list[Any] = []
+        try:
+            results = list(await self._commit([item for item, _ in group]))
+            if len(results) != len(group):
+                raise RuntimeError(f"{len(results)} results for {len(group)} items")
+        except Exception as exc:  # the transaction failed: nothing of it was stored
+            results = [exc] * len(group)
+        finally:
+            for index, (_, future) in enumerate(group):
+                if future.done():
+                    continue  # its caller gave up
+                if index >= len(results):  # cancelled while committing
+                    future.cancel()
+                elif isinstance(results[index], Exception):
+                    future.set_exception(results[index])
+                else:
+                    future.set_result(results[index])
+
+
+class _DriverInsert:
+    """An ``INSERT`` of many rows handed straight to the driver (``exec_driver_sql``).
+
+    For the deliveries of a group of events SQLAlchemy's per-row, per-column processing
+    costs more than the database's own work. Here values go in as the column types would
+    bind them (``bind``): the caller binds a value all rows share (a time) once. Rows go
+    ``CHUNK`` to a statement (``VALUES (…), (…), …``) rather than one statement per row
+    (executemany): measured on the store alone, 5 % more events/s on SQLite, 15 % on
+    PostgreSQL.
+    """
+
+    CHUNK = 50
+
+    def __init__(self, table: sa.Table, columns: Sequence[str], dialect: sa.Dialect) -> None:
+        self.columns = tuple(columns)
+        self.sql = self._compile(table, dialect, 1)
+        self.chunk_sql = self._compile(table, dialect, self.CHUNK)
+        self._processors = {
+            c: table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
+
+    def _compile(self, table: sa.Table, dialect: sa.Dialect, rows: int) -> str:
+        stmt = sa.insert(table).values(
+            [{c: sa.bindparam(f"{c}_{i}") for c in self.columns} for i in range(rows)])
+        compiled = stmt.compile(dialect=dialect)
+        expected = tuple(f"{c}_{i}" for i in range(rows) for c in self.columns)
+        if tuple(compiled.positiontup or ()) != expected:
+            raise ValueError(f"{table.name}: the statement does not take {self.columns}")
+        return str(compiled)
+
+    def bind(self, column: str, value: Any) -> Any:
+        processor = self._processors[column]
+        return value if processor is None or value is None else processor(value)
+
+    def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """``row``, its values bound already, in the statement's order."""
+        return tuple([row[c] for c in self.columns])
+
+    def execute(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` (tuples in the order of ``columns``, values bound)."""
+        size = self.CHUNK
+        whole = len(rows) - len(rows) % size
+        if whole:
+            conn.exec_driver_sql(self.chunk_sql, [
+                tuple([value for row in rows[i:i + size] for value in row])
+                for i in range(0, whole, size)])
+        if whole < len(rows):
+            conn.exec_driver_sql(self.sql, rows[whole:])
+
+
+@dataclass(slots=True)
+class _NewEvent:
+    """An event on its way into a group commit (``Store.accept_event``)."""
+
+    row: dict[str, Any]
+    check_key: bool
+
+
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -191,6 +335,11 @@ class Store:
         self.writer = db.writer
         self.wakeup = db.wakeup
         self.box = SecretBox(parse_keys(db.settings.secret_key))
+        # Events without an Idempotency-Key: concurrent requests commit together.
+        self._ingest = GroupCommit(self._insert_events)
+        self._inserts: dict[str, tuple[_DriverInsert, _DriverInsert]] = {}  # by dialect
+        # key_hash -> {id, role, name, key_hash} of keys seen live (authenticate(cached=True)).
+        self._known_keys: dict[str, dict[str, Any]] = {}
 
     # ---- signing secrets at rest ---------------------------------------------------------
 
@@ -264,9 +413,18 @@ class Store:
             return None
         return None if token is not None else made["key"]
 
-    async def authenticate(self, plain: str) -> dict[str, Any] | None:
+    async def authenticate(self, plain: str, *, cached: bool = False) -> dict[str, Any] | None:
+        """The row (``id``, ``role``, ``name``, ``key_hash``) of the live key ``plain``, or None.
+
+        ``cached``: a key this process has seen live before is taken from memory, without a
+        query; it may have been deleted since (by another process), so only a caller whose
+        own transaction checks the key again may ask (``accept_event(check_key=True)``).
+        Keys never change role, and unknown keys are never remembered.
+        """
         k = api_key_table
         digest = hash_key(plain)
+        if cached and (known := self._known_keys.get(digest)) is not None:
+            return dict(known)
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -277,6 +435,9 @@ class Store:
             ).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
+        if len(self._known_keys) >= MAX_KNOWN_KEYS:
+            self._known_keys.clear()
+        self._known_keys[digest] = _row(row)
         return _row(row)
 
     async def list_keys(self, cursor: str | None, limit: int, order: str) -> Page:
@@ -294,8 +455,14 @@ class Store:
                 .where(k.c.id == key_id, k.c.deleted_at.is_(None))
                 .values(deleted_at=utcnow())
             )
+        self._forget_key(key_id)
         if result.rowcount == 0:
             raise NotFound(key_id)
+
+    def _forget_key(self, key_id: str) -> None:
+        for digest, known in list(self._known_keys.items()):
+            if known["id"] == key_id:
+                del self._known_keys[digest]
 
     # ---- subscriptions ------------------------------------------------------------------
 
@@ -439,52 +606,55 @@ class Store:
 
     async def accept_event(
         self, publisher: str, event_type: str, data: Any, idempotency_key: str | None,
-        idempotency_ttl: float,
+        idempotency_ttl: float, *, check_key: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Store the event and one delivery per matching subscription, in one transaction.
 
         Returns the event (with ``deliveries``, the fan-out count) and whether it is new;
         an ``idempotency_key`` seen from this publisher within the TTL returns the first.
+        With ``check_key`` the API key ``publisher`` must still be live when the event is
+        stored (checked in its transaction; just before it for an idempotency key), else
+        ``KeyDeleted`` and nothing is stored: for callers that authenticated from memory.
+
+        Events without an idempotency key commit in groups: concurrent requests share one
+        transaction (``GroupCommit``), each still returning only once it has committed.
         """
-        e, s, d = event_table, subscription_table, delivery_table
         now = utcnow()
-        if idempotency_key is not None:
-            earlier = await self._idempotent_event(publisher, idempotency_key, now, idempotency_ttl)
-            if earlier is not None:
-                return earlier, False
         event = {
             "id": ids.new_id("evt"),
             "type": event_type,
             "publisher": publisher,
             "idempotency_key": idempotency_key,
             "created_at": now,
+            "payload": encode_payload(event_type, now, data),
         }
-        event["payload"] = encode_payload(event_type, now, data)
+        if idempotency_key is None:
+            fanned_out = await self._ingest.submit(_NewEvent(event, check_key))
+            return event | {"deliveries": fanned_out}, True
+        if check_key and not await self._key_is_live(publisher):
+            raise KeyDeleted(publisher)
+        e, d = event_table, delivery_table
+        earlier = await self._idempotent_event(publisher, idempotency_key, now, idempotency_ttl)
+        if earlier is not None:
+            return earlier, False
         try:
             async with self.writer.begin() as conn:
-                if idempotency_key is not None:
-                    # An expired key gives way to the new event.
-                    await conn.execute(
-                        sa.update(e)
-                        .where(e.c.publisher == publisher, e.c.idempotency_key == idempotency_key)
-                        .values(idempotency_key=None)
-                    )
-                await conn.execute(sa.insert(e), event)
-                subs = await conn.execute(
-                    sa.select(s.c.id, s.c.event_types, s.c.enabled).where(s.c.deleted_at.is_(None))
+                # An expired key gives way to the new event.
+                await conn.execute(
+                    sa.update(e)
+                    .where(e.c.publisher == publisher, e.c.idempotency_key == idempotency_key)
+                    .values(idempotency_key=None)
                 )
+                await conn.execute(sa.insert(e), event)
                 rows = [
                     _delivery_row(event["id"], event_type, sub.id, sub.enabled, now, "scheduled")
-                    for sub in subs
-                    if event_types.matches_any(sub.event_types, event_type)
+                    for sub in await self._matching_subscriptions(conn, event_type)
                 ]
                 if rows:
                     await conn.execute(sa.insert(d), rows)
                     await self.db.announce(conn)
         except IntegrityError:
             # The same idempotency key, committed by a concurrent request first.
-            if idempotency_key is None:
-                raise
             earlier = await self._idempotent_event(publisher, idempotency_key, now, idempotency_ttl)
             if earlier is None:
                 raise
@@ -492,6 +662,80 @@ class Store:
         if rows:
             self.wakeup.notify()
         return event | {"deliveries": len(rows)}, True
+
+    async def _insert_events(self, items: list[_NewEvent]) -> list[int | Exception]:
+        """One transaction for a group of new events (``GroupCommit``): the event rows and
+        their deliveries; per event its fan-out count, or ``KeyDeleted``."""
+        checked = {item.row["publisher"] for item in items if item.check_key}
+        results, live = await self.db.run_write(
+            functools.partial(self._write_events, items, checked))
+        for gone in checked - live:
+            self._forget_key(gone)
+        if any(isinstance(count, int) and count for count in results):
+            self.wakeup.notify()
+        return results
+
+    def _write_events(
+        self, items: list[_NewEvent], checked: set[str], conn: sa.Connection,
+    ) -> tuple[list[int | Exception], set[str]]:
+        """``_insert_events`` on a synchronous connection (``Database.run_write``)."""
+        k = api_key_table
+        event_insert, delivery_insert = self._driver_inserts(conn.dialect)
+        live: set[str] = set()
+        if checked:
+            live = set(conn.execute(
+                sa.select(k.c.id).where(k.c.id.in_(checked), k.c.deleted_at.is_(None))
+            ).scalars())
+        subs = conn.execute(_live_subscriptions()).all()
+        results: list[int | Exception] = []
+        events: list[tuple[Any, ...]] = []
+        deliveries: list[tuple[Any, ...]] = []
+        by_type: dict[str, list[Any]] = {}
+        for item in items:
+            event = item.row
+            if item.check_key and event["publisher"] not in live:
+                results.append(KeyDeleted(event["publisher"]))
+                continue
+            chosen = by_type.get(event["type"])
+            if chosen is None:
+                chosen = by_type[event["type"]] = [
+                    sub for sub in subs if event_types.matches_any(sub.event_types, event["type"])]
+            events.append(event_insert.params(
+                {c: event_insert.bind(c, v) for c, v in event.items()}))
+            # One bound time for all of the event's rows.
+            at = delivery_insert.bind("created_at", event["created_at"])
+            deliveries += [
+                _delivery_values(event["id"], event["type"], sub.id, sub.enabled, at, "scheduled")
+                for sub in chosen
+            ]
+            results.append(len(chosen))
+        if events:
+            event_insert.execute(conn, events)
+        if deliveries:
+            delivery_insert.execute(conn, deliveries)
+            self.db.announce_sync(conn)
+        return results, live
+
+    def _driver_inserts(self, dialect: sa.Dialect) -> tuple[_DriverInsert, _DriverInsert]:
+        made = self._inserts.get(dialect.name)
+        if made is None:
+            made = self._inserts[dialect.name] = (
+                _DriverInsert(event_table, EVENT_COLUMNS, dialect),
+                _DriverInsert(delivery_table, DELIVERY_COLUMNS, dialect))
+        return made
+
+    async def _matching_subscriptions(self, conn: Any, event_type: str) -> list[Any]:
+        return [sub for sub in (await conn.execute(_live_subscriptions())).all()
+                if event_types.matches_any(sub.event_types, event_type)]
+
+    async def _key_is_live(self, key_id: str) -> bool:
+        k = api_key_table
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                sa.select(k.c.id).where(k.c.id == key_id, k.c.deleted_at.is_(None)))
+        if found is None:
+            self._forget_key(key_id)
+        return found is not None
 
     async def _idempotent_event(
         self, publisher: str, key: str, now: datetime, ttl: float
@@ -623,46 +867,51 @@ class Store:
     async def claim_due(
         self, owner: str, limit: int, lease_seconds: float, skip: Sequence[str] = ()
     ) -> list[Job]:
-        """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs.
+        """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs, oldest
+        due first.
 
         ``skip``: subscriptions this worker may not start more attempts for just now.
         """
-        d, e, s = delivery_table, event_table, subscription_table
+        e, s = event_table, subscription_table
         now = utcnow()
         until = now + timedelta(seconds=lease_seconds)
         async with self.writer.begin() as conn:
             stmt = self.db.claim_statement(now, until, owner, limit, skip)
-            claimed = (await conn.execute(stmt)).scalars().all()
+            claimed = (await conn.execute(stmt)).all()
             if not claimed:
                 return []
-            rows = await conn.execute(
-                sa.select(
-                    d.c.id, d.c.event_id, d.c.subscription_id, d.c.attempts, d.c.retry_base,
-                    d.c.next_trigger, d.c.resume_status, e.c.payload, s.c.url, s.c.headers,
-                    s.c.secrets, s.c.rate_limit_per_second,
-                )
-                .join(e, e.c.id == d.c.event_id)
-                .join(s, s.c.id == d.c.subscription_id)
-                .where(d.c.id.in_(claimed))
-                .order_by(d.c.next_attempt_at)
+            # Each event and subscription once, however many of the deliveries share it
+            # (a fan-out is one event to many; a busy subscription gets many events).
+            payloads = dict((await conn.execute(
+                sa.select(e.c.id, e.c.payload)
+                .where(e.c.id.in_({r.event_id for r in claimed}))
+            )).all())
+            subs = {r.id: r for r in await conn.execute(
+                sa.select(s.c.id, s.c.url, s.c.headers, s.c.secrets,
+                          s.c.rate_limit_per_second, s.c.failing_since)
+                .where(s.c.id.in_({r.subscription_id for r in claimed}))
+            )}
+        keys = {sub_id: valid_keys(self._opened_secrets(sub.secrets), now)
+                for sub_id, sub in subs.items()}
+        return [
+            Job(
+                delivery_id=r.id,
+                event_id=r.event_id,
+                subscription_id=r.subscription_id,
+                number=r.attempts + 1,
+                round_number=r.attempts - r.retry_base + 1,
+                trigger=r.next_trigger,
+                resume_status=r.resume_status,
+                url=sub.url,
+                headers=sub.headers,
+                keys=keys[r.subscription_id],
+                payload=payloads[r.event_id],
+                rate_limit=sub.rate_limit_per_second,
+                failing_since=sub.failing_since,
             )
-            return [
-                Job(
-                    delivery_id=r.id,
-                    event_id=r.event_id,
-                    subscription_id=r.subscription_id,
-                    number=r.attempts + 1,
-                    round_number=r.attempts - r.retry_base + 1,
-                    trigger=r.next_trigger,
-                    resume_status=r.resume_status,
-                    url=r.url,
-                    headers=r.headers,
-                    keys=valid_keys(self._opened_secrets(r.secrets), now),
-                    payload=r.payload,
-                    rate_limit=r.rate_limit_per_second,
-                )
-                for r in rows
-            ]
+            for r in sorted(claimed, key=lambda r: r.next_attempt_at)
+            if (sub := subs.get(r.subscription_id)) is not None and r.event_id in payloads
+        ]
 
     async def record_attempts(
         self, owner: str, records: Sequence[AttemptRecord], disable_after: float | None = None
@@ -731,13 +980,20 @@ class Store:
             ok = {r.job.subscription_id for r in records if r.outcome == "succeeded"}
             failing = {r.job.subscription_id for r in records if r.outcome == "failed"} - ok
             gone = {r.job.subscription_id for r in records if r.gone}
-            if ok:
+            # The streak as the claim saw it spares a statement per batch in the common
+            # cases (healthy stays healthy, failing stays failing); a streak another
+            # worker changed since is settled by this subscription's next batch.
+            recovered = {r.job.subscription_id for r in records
+                         if r.job.failing_since is not None} & ok
+            if recovered:
                 await conn.execute(
-                    sa.update(s).where(s.c.id.in_(ok), s.c.failing_since.is_not(None))
+                    sa.update(s).where(s.c.id.in_(recovered), s.c.failing_since.is_not(None))
                     .values(failing_since=None))
-            if failing:
+            newly_failing = {r.job.subscription_id for r in records
+                             if r.job.failing_since is None} & failing
+            if newly_failing:
                 await conn.execute(
-                    sa.update(s).where(s.c.id.in_(failing), s.c.failing_since.is_(None))
+                    sa.update(s).where(s.c.id.in_(newly_failing), s.c.failing_since.is_(None))
                     .values(failing_since=now))
             disabled = set(gone)
             if gone:
@@ -746,20 +1002,26 @@ class Store:
                     .where(s.c.id.in_(gone), s.c.enabled.is_(True))
                     .values(enabled=False, disabled_reason="gone", updated_at=now)
                 )
-            if failing and disable_after is not None:
-                stale = now - timedelta(seconds=disable_after)
+            stale = now - timedelta(seconds=disable_after) if disable_after is not None else None
+            long_failing = {r.job.subscription_id for r in records
+                            if stale is not None and r.job.failing_since is not None
+                            and r.job.failing_since < stale} & failing
+            if long_failing:
                 found = await conn.execute(
                     sa.update(s)
-                    .where(s.c.id.in_(failing), s.c.enabled.is_(True),
+                    .where(s.c.id.in_(long_failing), s.c.enabled.is_(True),
                            s.c.failing_since < stale)
                     .values(enabled=False, disabled_reason="failing", updated_at=now)
                     .returning(s.c.id)
                 )
                 disabled |= set(found.scalars())
-            touched = {r.job.subscription_id for r in records}
-            off = await conn.execute(
-                sa.select(s.c.id).where(s.c.id.in_(touched), s.c.enabled.is_(False)))
-            disabled |= set(off.scalars())
+            # Deliveries going back to pending must wait as held if their subscription was
+            # disabled meanwhile (by an operator or another worker); finished ones need not.
+            retried = {r.job.subscription_id for r in records if r.status == "pending"}
+            if retried:
+                off = await conn.execute(
+                    sa.select(s.c.id).where(s.c.id.in_(retried), s.c.enabled.is_(False)))
+                disabled |= set(off.scalars())
             if disabled:
                 await _hold_pending(conn, sorted(disabled), now)
 

@@ -23,6 +23,27 @@ from .config import Settings
 from .targets import AddressGuard, BlockedAddress
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class DeliveryClient(httpx.AsyncClient):
+    """``httpx.AsyncClient`` that keeps no cookies: a receiver's ``Set-Cookie`` never rides
+    along on later deliveries, and no response pays for cookie parsing (two thirds of
+    httpx's own time per request, measured)."""
+
+    @property  # type: ignore[override]
+    def cookies(self) -> httpx.Cookies:
+        return _NoCookies()
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        pass  # nothing is kept
+
+
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
     # Per-operation timeouts are a backstop; each attempt has one overall deadline too.
     timeout = httpx.Timeout(settings.delivery_timeout_seconds)
@@ -32,7 +53,7 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
         transport = AiohttpTransport(client=lambda: _aiohttp_session(settings, guard))
     else:
         transport = _httpx_transport(settings, guard)
-    return httpx.AsyncClient(
+    return DeliveryClient(
         transport=transport,
         timeout=timeout,
         follow_redirects=False,
@@ -53,7 +74,9 @@ def _aiohttp_session(settings: Settings, guard: AddressGuard) -> aiohttp.ClientS
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None),
         trust_env=False,
+        # Bodies are kept raw (4 KiB at most), so none is invited to come compressed.
         auto_decompress=False,
+        skip_auto_headers=("Accept-Encoding",),
     )
 
 

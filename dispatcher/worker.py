@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -40,8 +40,10 @@ class Worker:
         self.policy = policy or RetryPolicy(settings.retry_schedule, settings.retry_jitter)
         self.owner = f"wrk_{uuid.uuid4().hex[:16]}"
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._ready: deque[Job] = deque()  # claimed ahead, to start as slots free
+        self._room = asyncio.Event()  # set when there is room to claim more
         self.leased: set[str] = set()  # claimed by this worker, attempt not yet recorded
-        self._per_subscription: Counter[str] = Counter()  # attempts in flight
+        self._per_subscription: Counter[str] = Counter()  # attempts ready or in flight
         self._rate_blocked: dict[str, float] = {}  # subscription -> monotonic time
         self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
         self._stopping = asyncio.Event()
@@ -56,12 +58,26 @@ class Worker:
             await self._claim_loop()
         finally:
             pruner.cancel()
+            await self._give_back_ready()
             await self._finish_in_flight()
             self._stopping.set()
             await self._records.join()
             for task in (recorder, renewer):
                 task.cancel()
             await asyncio.gather(recorder, renewer, pruner, return_exceptions=True)
+
+    async def _give_back_ready(self) -> None:
+        """Claimed ahead but not started: due again at once, for any worker."""
+        if not self._ready:
+            return
+        ids = [job.delivery_id for job in self._ready]
+        self._ready.clear()
+        try:
+            await self.store.release_leases(self.owner, ids)
+            self.leased.difference_update(ids)
+        except Exception as exc:
+            log.warning("could not give back %d leases (%s); they will expire",
+                        len(ids), type(exc).__name__)
 
     async def _finish_in_flight(self) -> None:
         """Let started attempts finish within the grace period; cut off the rest (their
@@ -80,16 +96,30 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._room.set()
         self.store.wakeup.notify()
+
+    @property
+    def _prefetch(self) -> int:
+        """Deliveries claimed ahead of free slots, so that a finished attempt is followed
+        by the next at once, not after a round trip to the database."""
+        return self.settings.claim_batch_size
+
+    def _room_left(self) -> int:
+        return (self.settings.worker_concurrency + self._prefetch
+                - len(self._in_flight) - len(self._ready))
 
     async def _claim_loop(self) -> None:
         settings = self.settings
+        # Claim in batches: only once half the look-ahead has gone.
+        low_water = max(1, self._prefetch // 2)
         while not self._stopping.is_set():
-            free = settings.worker_concurrency - len(self._in_flight)
-            if free <= 0:
-                await self._slot_freed()
+            room = self._room_left()
+            if room < low_water:
+                self._room.clear()
+                await self._room.wait()
                 continue
-            wanted = min(free, settings.claim_batch_size)
+            wanted = min(room, settings.claim_batch_size)
             skip = self._skipped()
             try:
                 jobs = await self.store.claim_due(
@@ -102,16 +132,21 @@ class Worker:
                 await self.store.wakeup.wait(settings.poll_interval_seconds)
                 continue
             for job in jobs:
-                self._start(job)
+                self.leased.add(job.delivery_id)
+                self._per_subscription[job.subscription_id] += 1
+            self._ready.extend(jobs)
+            self._start_ready()
             if claimed < wanted:
                 await self.store.wakeup.wait(await self._idle_seconds(self._skipped()))
 
-    def _start(self, job: Job) -> None:
-        self.leased.add(job.delivery_id)
-        self._per_subscription[job.subscription_id] += 1
-        task = asyncio.create_task(self._attempt(job))
-        self._in_flight.add(task)
-        task.add_done_callback(lambda t: self._finished(t, job.subscription_id))
+    def _start_ready(self) -> None:
+        while self._ready and len(self._in_flight) < self.settings.worker_concurrency:
+            if self._stopping.is_set():
+                return
+            job = self._ready.popleft()
+            task = asyncio.create_task(self._attempt(job))
+            self._in_flight.add(task)
+            task.add_done_callback(lambda t, sub=job.subscription_id: self._finished(t, sub))
 
     def _finished(self, task: asyncio.Task[None], sub_id: str) -> None:
         self._in_flight.discard(task)
@@ -120,6 +155,9 @@ class Worker:
             self._per_subscription[sub_id] = count
         else:
             del self._per_subscription[sub_id]
+        self._start_ready()
+        if self._room_left() >= max(1, self._prefetch // 2):
+            self._room.set()
         if count + 1 >= self.settings.max_in_flight_per_subscription:
             self.store.wakeup.notify()  # that subscription may take another attempt now
 
@@ -133,7 +171,8 @@ class Worker:
             self._rate_blocked)
 
     async def _admit(self, jobs: list[Job]) -> list[Job]:
-        """Keep the jobs within each subscription's cap and rate limit; put the rest back."""
+        """Keep the jobs within each subscription's cap (attempts claimed ahead count as in
+        flight) and rate limit; put the rest back."""
         cap = self.settings.max_in_flight_per_subscription
         by_sub: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
@@ -161,9 +200,6 @@ class Worker:
             when = datetime.fromtimestamp(int(wall) + 1, UTC)
             await self.store.defer(self.owner, next_second, when)
         return admitted
-
-    async def _slot_freed(self) -> None:
-        await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
 
     async def _idle_seconds(self, skip: set[str]) -> float:
         """Until the next retry comes due or a rate window opens, at most the poll interval."""

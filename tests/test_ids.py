@@ -43,6 +43,38 @@ def test_new_id_format(prefix):
         assert is_id(value, prefix)
 
 
+def test_encoding_is_base32_of_the_value_most_significant_first():
+    import random
+
+    from dispatcher.ids import _encode
+
+    rng = random.Random(6)
+    values = [0, 1, 31, 32, 1023, 1024, 2**80 - 1, 2**128 - 1, 2**130 - 1]
+    values += [rng.getrandbits(128) for _ in range(5000)]
+    for value in values:
+        encoded = _encode(value)
+        assert len(encoded) == 26 and set(encoded) <= set(ALPHABET), encoded
+        assert decode(encoded) == value, value
+
+
+def test_a_forked_child_does_not_hand_out_the_parents_random_parts():
+    import os
+
+    new_id("evt")  # random parts are read ahead: the parent holds some now
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.write(write, new_id("evt").encode())
+        os._exit(0)
+    os.close(write)
+    made_in_child = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(child, 0)
+    made_in_parent = new_id("evt")
+    random_part = 2**80 - 1
+    assert decode(made_in_child[4:]) & random_part != decode(made_in_parent[4:]) & random_part
+
+
 def test_new_id_embeds_creation_time_in_milliseconds():
     before = time.time_ns() // 1_000_000
     value = new_id("evt")

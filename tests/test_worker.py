@@ -103,3 +103,61 @@ def test_recording_the_same_batch_twice_changes_nothing(make_settings, database_
     asyncio.run(scenario())
     assert scalar(database_url, "SELECT count(*) FROM attempt") == 1
     assert scalar(database_url, "SELECT attempts FROM delivery") == 1
+
+
+def test_receivers_cookies_are_never_sent_back(make_settings):
+    # A receiver's Set-Cookie must not ride along on later deliveries (the client keeps no
+    # cookies), and no Accept-Encoding invites bodies that are never decompressed.
+    settings = make_settings(worker_concurrency=1, claim_batch_size=1)
+    reply = Reply(headers={"set-cookie": "session=abc; Path=/"})
+    for transport in ("aiohttp", "httpx"):
+        with Receiver(lambda n, r: reply) as receiver:
+            attempts = asyncio.run(deliver_all(
+                settings.model_copy(update={"http_transport": transport}),
+                {"url": receiver.url}, 3))
+            assert len(attempts) == 3 and receiver.count() == 3
+            for request in receiver.requests:
+                assert "cookie" not in request.headers, transport
+                assert "accept-encoding" not in request.headers, transport
+
+
+def test_deliveries_claimed_ahead_are_given_back_when_the_worker_stops(make_settings,
+                                                                      database_url):
+    # Two slots and batches of 10: one claim leases 10, two start, eight wait. On stop the
+    # two in flight finish and are recorded, the eight waiting are released at once (due
+    # for any worker), and none is lost.
+    from .databases import scalar
+
+    settings = make_settings(worker_concurrency=2, claim_batch_size=10,
+                             max_in_flight_per_subscription=100, shutdown_grace_seconds=10)
+
+    async def scenario(receiver: Receiver) -> int:
+        store = Store(open_database(settings))
+        client = make_http_client(settings)
+        await store.create_subscription("key_x", {"url": receiver.url})
+        for i in range(20):
+            await store.accept_event("key_x", "a.b", {"i": i}, None, 60)
+        worker = Worker(store, client, settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            async with asyncio.timeout(10):  # a poll with a deadline
+                while True:
+                    if receiver.count() >= 2:
+                        break
+                    await asyncio.sleep(0.02)
+            leased = len(worker.leased)
+        finally:
+            worker.stop()
+            await task
+            await client.aclose()
+            await store.db.dispose()
+        return leased
+
+    with Receiver(lambda n, r: Reply(delay=0.5)) as receiver:
+        leased = asyncio.run(scenario(receiver))
+        assert leased == 10  # 2 in flight + 8 claimed ahead
+        assert receiver.count() == 2
+    assert scalar(database_url, "SELECT count(*) FROM delivery WHERE status = 'succeeded'") == 2
+    assert scalar(database_url, "SELECT count(*) FROM delivery WHERE status = 'pending' "
+                  "AND lease_owner IS NULL AND lease_until IS NULL") == 18
+    assert scalar(database_url, "SELECT count(*) FROM attempt") == 2

@@ -74,7 +74,8 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     app.add_middleware(BodyLimits, max_bytes=settings.max_payload_bytes)
     # Added last, so outermost: the deadline covers reading the body too.
     app.add_middleware(RequestDeadline, seconds=settings.api_request_timeout_seconds)
-    app.include_router(health.router)
-    for module in (keys, subscriptions, events, deliveries):
+    # Routes are matched in order, one by one: ingest, the hot path, comes first.
+    for module in (events, keys, subscriptions, deliveries):
         app.include_router(module.router, responses=V1_ERRORS)
+    app.include_router(health.router)
     return app

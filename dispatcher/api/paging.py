@@ -32,7 +32,7 @@ def path_id(prefix: str) -> Any:
 
 
 def page_params(prefix: str):
-    def params(
+    async def params(  # async: FastAPI would run a plain def in a thread
         limit: int = Query(50, ge=1, le=500, description="page size, 1 to 500"),
         cursor: str | None = Query(
             None, description="next_cursor of the previous page",
