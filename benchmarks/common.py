@@ -224,3 +224,13 @@ class DispatcherProcess:
                 self.process.wait(10)
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
+
+
+async def count_rows(database_url: str, table: str) -> int:
+    """How many rows ``table`` has."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.scalar(sa.text(f"SELECT count(*) FROM {table}"))  # noqa: S608
+    finally:
+        await engine.dispose()

@@ -1,247 +1,149 @@
-"""How fast dispatcher delivers, next to the HTTP clients it is built on.
+"""The benchmark: one command, every measurement side by side.
 
-    .venv/bin/python -m benchmarks.run [--quick] [--n N] [--concurrency C ...]
-                                       [--engines sqlite,postgresql] [--json out.json]
+    .venv/bin/python -m benchmarks.run [--quick] [--only PARTS] [--engines sqlite,postgresql]
+                                       [--n N] [--concurrency C ...] [--out DIR] [--readme]
 
-Against one minimal receiver (``benchmarks/receiver.py``, a process of its own), for each
-concurrency C:
+Parts, in order (``--only`` picks some, comma-separated):
 
-1. ``bare-httpx``: ``httpx.AsyncClient`` (its own transport, limits = C), N POSTs;
-2. ``bare-aiohttp``: ``aiohttp.ClientSession`` (connector limit = C), N POSTs;
-3. ``httpx-over-aiohttp``: dispatcher's own client (``transport.make_http_client``), N POSTs;
-4. ``dispatcher-accept`` / ``dispatcher-delivery`` per engine: a fresh migrated database,
-   one subscription to the receiver, N events accepted by ``Store.accept_event`` (timed,
-   one after another) before a ``Worker`` starts, then the time until all N deliveries are
-   ``succeeded``.
+- ``delivery``: ``bare-httpx``, ``bare-aiohttp``, ``httpx-over-aiohttp`` and
+  ``dispatcher-delivery`` per engine, at each concurrency (``benchmarks/delivery.py``);
+- ``ingest``: ``bare-fastapi`` and ``dispatcher-ingest`` per engine
+  (``benchmarks/ingest.py``);
+- ``latency``, ``fanout``, ``backlog`` per engine (``benchmarks/scenarios.py``).
 
-1-3 share one driver: C tasks pulling request numbers from a shared counter, after a
-warm-up of C requests (not timed) that opens the connections. ``--quick`` (N=500, C=32,
-SQLite only) is small enough to run with the test suite.
+It prints each figure as it comes, then the ratios and the targets of issue 6, and writes
+``DIR/benchmark.json`` and ``DIR/throughput.png`` (default ``docs/benchmarks``); with
+``--readme`` it also puts the table and the chart into README.md. ``--quick`` makes every
+part small (a minute or so, SQLite only) so that ``make test`` runs it and it cannot rot.
+All traffic goes to 127.0.0.1; every loop is bounded.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
 import sys
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
-import aiohttp
-import httpx
+from dispatcher.cli import run_loop
 
-from dispatcher.config import Settings
-from dispatcher.database import open_database
-from dispatcher.store import Store
-from dispatcher.transport import make_http_client
-from dispatcher.worker import Worker
-
-from .common import Result, deadline_for, fresh_database, postgres_problem, wait_for_deliveries
+from . import delivery, ingest, report, scenarios
+from .common import Result, postgres_problem
 from .receiver import Receiver
 
-HEADERS = {"content-type": "application/json"}
+PARTS = ("delivery", "ingest", "latency", "fanout", "backlog")
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def body(i: int) -> bytes:
-    return json.dumps({"type": "bench.ping", "data": {"i": i}}).encode()
-
-
-# ---- the shared driver ---------------------------------------------------------------------
-
-async def post_n(post: Callable[[int], Awaitable[int]], n: int, concurrency: int) -> float:
-    """``post(i)`` for i in 0..n-1 by ``concurrency`` tasks; seconds taken. Every answer
-    must be 200."""
-    counter = iter(range(n))
-    bad: list[int] = []
-
-    async def pull() -> None:
-        for i in counter:  # shared: each number is taken by exactly one task
-            status = await post(i)
-            if status != 200:
-                bad.append(status)
-
-    async def run(tasks: int) -> None:
-        async with asyncio.timeout(deadline_for(n)):
-            await asyncio.gather(*(pull() for _ in range(tasks)))
-
-    start = time.perf_counter()
-    await run(concurrency)
-    seconds = time.perf_counter() - start
-    if bad:
-        raise RuntimeError(f"{len(bad)} of {n} answers were not 200 (e.g. {bad[0]})")
-    return seconds
-
-
-async def timed_posts(post: Callable[[int], Awaitable[int]], n: int, concurrency: int) -> float:
-    await post_n(post, concurrency, concurrency)  # warm-up: open the connections
-    return await post_n(post, n, concurrency)
-
-
-# ---- 1-3: the clients ----------------------------------------------------------------------
-
-async def bare_httpx(url: str, n: int, c: int) -> Result:
-    limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
-    async with httpx.AsyncClient(limits=limits) as client:
-        async def post(i: int) -> int:
-            return (await client.post(url, content=body(i), headers=HEADERS)).status_code
-
-        return Result("bare-httpx", n, c, await timed_posts(post, n, c))
-
-
-async def bare_aiohttp(url: str, n: int, c: int) -> Result:
-    connector = aiohttp.TCPConnector(limit=c, limit_per_host=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async def post(i: int) -> int:
-            async with session.post(url, data=body(i), headers=HEADERS) as resp:
-                await resp.read()
-                return resp.status
-
-        return Result("bare-aiohttp", n, c, await timed_posts(post, n, c))
-
-
-async def httpx_over_aiohttp(url: str, n: int, c: int) -> Result:
-    settings = Settings(allow_private_targets=True, http_transport="aiohttp",
-                        http_max_connections=c)
-    async with make_http_client(settings) as client:
-        async def post(i: int) -> int:
-            return (await client.post(url, content=body(i), headers=HEADERS)).status_code
-
-        return Result("httpx-over-aiohttp", n, c, await timed_posts(post, n, c))
-
-
-# ---- 4: dispatcher, end to end -------------------------------------------------------------
-
-async def dispatcher_delivery(url: str, n: int, c: int, database_url: str,
-                              engine: str) -> list[Result]:
-    settings = Settings(
-        database_url=database_url, allow_private_targets=True, http_transport="aiohttp",
-        http_max_connections=c, worker_concurrency=c,
-        # One subscription: without this its cap (16 by default) would be the concurrency.
-        max_in_flight_per_subscription=c,
-    )
-    db = open_database(settings)
-    store = Store(db)
-    client = make_http_client(settings)
-    try:
-        await store.create_subscription("key_bench", {"url": url, "event_types": ["*"]})
-        start = time.perf_counter()
-        async with asyncio.timeout(deadline_for(n)):
-            for i in range(n):
-                await store.accept_event("key_bench", "bench.ping", {"i": i}, None, 3600)
-        accepted = Result(f"dispatcher-accept ({engine})", n, 1, time.perf_counter() - start)
-
-        worker = Worker(store, client, settings)
-        start = time.perf_counter()
-        task = asyncio.create_task(worker.run(), name="bench-worker")
-        try:
-            waiting = asyncio.create_task(
-                wait_for_deliveries(database_url, n, deadline_for(n)))
-            await asyncio.wait([waiting, task], return_when=asyncio.FIRST_COMPLETED)
-            if not waiting.done():
-                waiting.cancel()
-                task.result()  # raises what stopped the worker
-                raise RuntimeError("the worker stopped before delivering everything")
-            await waiting
-            seconds = time.perf_counter() - start
-        finally:
-            worker.stop()
-            try:
-                await asyncio.wait_for(task, 30)
-            except TimeoutError:
-                pass  # wait_for has cancelled it
-        return [accepted, Result(f"dispatcher-delivery ({engine})", n, c, seconds)]
-    finally:
-        await client.aclose()
-        await db.dispose()
-
-
-async def on_engine(url: str, n: int, c: int, engine: str) -> list[Result]:
-    async with fresh_database(engine) as database_url:
-        return await dispatcher_delivery(url, n, c, database_url, engine)
-
-
-# ---- the run -------------------------------------------------------------------------------
-
-def ratios(results: list[Result]) -> list[tuple[str, int, float]]:
-    """(description, concurrency, ratio of deliveries or requests per second)."""
-    out = []
-    for c in sorted({r.concurrency for r in results}):
-        rate = {r.name: r.per_second for r in results if r.concurrency == c}
-        pairs = [("httpx-over-aiohttp", "bare-httpx"), ("httpx-over-aiohttp", "bare-aiohttp")]
-        pairs += [(name, base) for name in rate if name.startswith("dispatcher-delivery")
-                  for base in ("bare-httpx", "bare-aiohttp", "httpx-over-aiohttp")]
-        out += [(f"{a} / {b}", c, rate[a] / rate[b]) for a, b in pairs
-                if a in rate and b in rate]
-    return out
-
-
-async def measure(port: int, n: int, concurrencies: list[int], engines: list[str],
-                  report: Callable[[Result], None]) -> list[Result]:
-    url = f"http://127.0.0.1:{port}/hook"
+async def measure(args: argparse.Namespace, report_one: Callable[[Result], None]
+                  ) -> tuple[list[Result], list[str]]:
+    engines = list(args.engines)
     if "postgresql" in engines and (problem := await postgres_problem()):
-        print(f"PostgreSQL SKIPPED: it does not answer ({problem})")
-        engines = [e for e in engines if e != "postgresql"]
+        print(f"PostgreSQL SKIPPED: it does not answer ({problem})", flush=True)
+        engines.remove("postgresql")
     results: list[Result] = []
 
     def keep(*found: Result) -> None:
         for r in found:
             results.append(r)
-            report(r)
+            report_one(r)
 
-    for c in concurrencies:
-        keep(await bare_httpx(url, n, c))
-        keep(await bare_aiohttp(url, n, c))
-        keep(await httpx_over_aiohttp(url, n, c))
+    if "delivery" in args.only:
+        with Receiver() as port:
+            url = f"http://127.0.0.1:{port}/hook"
+            for c in args.concurrency:
+                keep(await delivery.bare_httpx(url, args.n, c))
+                keep(await delivery.bare_aiohttp(url, args.n, c))
+                keep(await delivery.httpx_over_aiohttp(url, args.n, c))
+                for engine in engines:
+                    keep(await delivery.dispatcher_delivery(url, args.n, c, engine))
+                if c == report.MAIN_CONCURRENCY and not args.quick:
+                    # The default transport stays selectable: how the whole path does on it.
+                    keep(await delivery.dispatcher_delivery(url, args.n, c, "sqlite", "httpx"))
+    if "ingest" in args.only:
+        n = args.ingest_n
+        keep(await ingest.bare_fastapi(n, args.ingest_concurrency))
         for engine in engines:
-            keep(*await on_engine(url, n, c, engine))
-    return results
+            keep(await ingest.dispatcher_ingest(engine, n, args.ingest_concurrency))
+    for engine in engines:
+        if "latency" in args.only:
+            keep(await scenarios.latency(engine, seconds=2.0 if args.quick else 10.0))
+        if "fanout" in args.only:
+            keep(await scenarios.fanout(engine, 300 if args.quick else 10_000))
+        if "backlog" in args.only:
+            keep(*await (scenarios.backlog(engine, 20_000, 2_000) if args.quick
+                         else scenarios.backlog(engine)))
+    return results, engines
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="N=500, concurrency 32, SQLite only (seconds; for make test)")
-    parser.add_argument("--n", type=int, default=None, help="requests / events per run "
-                        "(default 5000; 500 with --quick)")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=None,
-                        help="one or more concurrencies (default 64; 32 with --quick)")
+                        help="small N everywhere, SQLite only: about a minute, for make test")
+    parser.add_argument("--only", default=",".join(PARTS),
+                        help=f"comma-separated parts: {','.join(PARTS)} (default: all)")
     parser.add_argument("--engines", default=None,
-                        help="comma-separated: sqlite,postgresql (default both; "
-                        "sqlite with --quick)")
-    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+                        help="comma-separated: sqlite,postgresql (default both; sqlite with "
+                        "--quick)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="requests / deliveries per delivery measurement (default 5000; "
+                        "500 with --quick)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=None,
+                        help="concurrencies of the delivery part (default 1 8 32 64 128; "
+                        "16 64 with --quick)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where benchmark.json and throughput.png go "
+                        "(default docs/benchmarks)")
+    parser.add_argument("--readme", action="store_true",
+                        help="also put the table and chart into README.md")
     args = parser.parse_args(argv)
-    n = args.n or (500 if args.quick else 5000)
-    concurrencies = args.concurrency or ([32] if args.quick else [64])
-    engines = (args.engines or ("sqlite" if args.quick else "sqlite,postgresql")).split(",")
-    if n < 1 or any(c < 1 for c in concurrencies):
-        parser.error("--n and --concurrency must be positive")
-    if unknown := set(engines) - {"sqlite", "postgresql"}:
+    args.only = [p.strip() for p in args.only.split(",") if p.strip()]
+    if unknown := set(args.only) - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    args.engines = (args.engines or ("sqlite" if args.quick else "sqlite,postgresql")).split(",")
+    if unknown := set(args.engines) - {"sqlite", "postgresql"}:
         parser.error(f"unknown engines: {', '.join(sorted(unknown))}")
+    args.n = args.n or (500 if args.quick else 5000)
+    args.concurrency = args.concurrency or ([16, 64] if args.quick else [1, 8, 32, 64, 128])
+    args.ingest_n = 300 if args.quick else 3000
+    args.ingest_concurrency = 16 if args.quick else 32
+    if args.n < 1 or any(c < 1 for c in args.concurrency):
+        parser.error("--n and --concurrency must be positive")
+    args.out = args.out or ROOT / "docs" / "benchmarks"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    print(f"{'name':<48} {'N':>9} {'conc':>5} {'seconds':>8} {'per second':>11}  also")
 
-    print(f"{'name':<32} {'N':>7} {'conc':>5} {'seconds':>8} {'per second':>11}")
+    def report_one(r: Result) -> None:
+        also = "  ".join(f"{k}={v}" for k, v in r.extra.items())
+        print(f"{r.name:<48} {r.n:>9,} {r.concurrency:>5} {r.seconds:>8.3f} "
+              f"{r.per_second:>11,.0f}  {also}", flush=True)
 
-    def report(r: Result) -> None:
-        print(f"{r.name:<32} {r.n:>7} {r.concurrency:>5} {r.seconds:>8.3f} "
-              f"{r.per_second:>11,.0f}", flush=True)
-
-    with Receiver() as port:
-        results = asyncio.run(measure(port, n, concurrencies, engines, report))
-    found = ratios(results)
-    if found:
-        print("\nratios (per-second rates)")
-        for what, c, value in found:
-            print(f"  {what:<54} C={c:<4} {value:6.2f}")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "results": [asdict(r) | {"per_second": r.per_second} for r in results],
-            "ratios": [{"ratio": w, "concurrency": c, "value": v} for w, c, v in found],
-        }, indent=2) + "\n")
+    results, engines = run_loop(measure(args, report_one))
+    print(report.text(results))
+    info = report.machine()
+    args.out.mkdir(parents=True, exist_ok=True)
+    parameters = {"quick": args.quick, "engines": engines, "n": args.n,
+                  "concurrency": args.concurrency, "only": args.only}
+    report.write_json(args.out / "benchmark.json", results, info, parameters)
+    if "delivery" in args.only:
+        report.write_chart(args.out / "throughput.png", results, info)
+    if args.readme:
+        when = datetime.now(UTC).strftime("%Y-%m-%d")
+        command = " ".join(["python -m benchmarks.run", *argv])
+        table = report.markdown(results, info, when, command)
+        (args.out / "benchmark.md").write_text(table)
+        chart = (args.out / "throughput.png").relative_to(ROOT)
+        report.update_readme(ROOT / "README.md", table, str(chart))
+    print(f"\nwritten: {args.out / 'benchmark.json'}", flush=True)
     return 0
 
 

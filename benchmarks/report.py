@@ -1,0 +1,244 @@
+"""What a benchmark run says: the machine, the table, the ratios, the targets, a chart.
+
+Targets are ratios measured side by side in one run (or absolute figures where the issue
+sets one: latency, fan-out time, memory), so a noisy machine moves both sides together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .common import Result
+
+MAIN_CONCURRENCY = 64
+README_BEGIN = "<!-- benchmark:begin -->"
+README_END = "<!-- benchmark:end -->"
+PACKAGES = ("httpx", "aiohttp", "httpx-aiohttp", "uvloop", "SQLAlchemy", "aiosqlite",
+            "asyncpg", "fastapi", "uvicorn")
+
+
+@dataclass
+class Check:
+    """One target: ``value`` (a ratio, milliseconds, seconds or MB) against ``limit``."""
+
+    what: str
+    value: float | None  # None: not measured in this run
+    op: str  # ">=" or "<="
+    limit: float
+    unit: str = "×"
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value >= self.limit if self.op == ">=" else self.value <= self.limit
+
+    def describe(self) -> str:
+        if self.value is None:
+            return "not measured"
+        return f"{_num(self.value)} {self.unit}".strip()
+
+
+def _num(value: float) -> str:
+    return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def _find(results: list[Result], name: str, concurrency: int | None = None) -> Result | None:
+    for r in results:
+        if r.name == name and (concurrency is None or r.concurrency == concurrency):
+            return r
+    return None
+
+
+def _ratio(results: list[Result], a: str, b: str, concurrency: int | None = None
+           ) -> float | None:
+    ra, rb = _find(results, a, concurrency), _find(results, b, concurrency)
+    if ra is None or rb is None:
+        return None
+    return ra.per_second / rb.per_second
+
+
+def ratios(results: list[Result]) -> list[tuple[str, float]]:
+    """Every ratio worth reading, at the main concurrency where there is a choice."""
+    c = MAIN_CONCURRENCY
+    pairs: list[tuple[str, str, int | None]] = [
+        ("httpx-over-aiohttp", "bare-httpx", c), ("httpx-over-aiohttp", "bare-aiohttp", c)]
+    for engine in ("sqlite", "postgresql"):
+        delivery = f"dispatcher-delivery ({engine})"
+        pairs += [(delivery, base, c) for base in
+                  ("bare-httpx", "bare-aiohttp", "httpx-over-aiohttp")]
+        pairs += [(f"dispatcher-ingest ({engine})", "bare-fastapi", None),
+                  (f"backlog-1m ({engine})", f"backlog-empty ({engine})", None)]
+    out = []
+    for a, b, conc in pairs:
+        value = _ratio(results, a, b, conc)
+        if value is not None:
+            out.append((f"{a} / {b}" + (f" (C={conc})" if conc else ""), value))
+    return out
+
+
+def checks(results: list[Result]) -> list[Check]:
+    """The targets of issue 6, each with this run's figure."""
+    c = MAIN_CONCURRENCY
+    out = [
+        Check(f"delivery: dispatcher-delivery (sqlite) / bare-httpx, C={c}",
+              _ratio(results, "dispatcher-delivery (sqlite)", "bare-httpx", c), ">=", 3),
+        Check(f"delivery: dispatcher-delivery (sqlite) / bare-aiohttp, C={c}",
+              _ratio(results, "dispatcher-delivery (sqlite)", "bare-aiohttp", c), ">=", 0.3),
+    ]
+    for engine in ("sqlite", "postgresql"):
+        out.append(Check(f"ingest: dispatcher-ingest ({engine}) / bare-fastapi",
+                         _ratio(results, f"dispatcher-ingest ({engine})", "bare-fastapi"),
+                         ">=", 0.5))
+    for engine, limit in (("sqlite", 25), ("postgresql", 50)):
+        r = _find(results, f"latency ({engine})")
+        out.append(Check(f"latency p99 at 200 events/s ({engine})",
+                         r.extra.get("p99_ms") if r else None, "<=", limit, "ms"))
+    for engine in ("sqlite", "postgresql"):
+        r = _find(results, f"fan-out ({engine})")
+        label = f"fan-out to {r.n:,} subscriptions ({engine})" if r else \
+            f"fan-out ({engine})"
+        out.append(Check(label, r.seconds if r else None, "<=", 10, "s"))
+    for engine in ("sqlite", "postgresql"):
+        r = _find(results, f"backlog-1m ({engine})")
+        backlog = f"{r.extra.get('backlog', 0):,}" if r else "1,000,000"
+        peak = r.extra.get("peak_rss_mb") if r else None
+        out.append(Check(f"backlog of {backlog}: worker peak RSS ({engine})", peak, "<=", 300,
+                         "MB"))
+        out.append(Check(f"backlog of {backlog}: rate / empty-backlog rate ({engine})",
+                         _ratio(results, f"backlog-1m ({engine})", f"backlog-empty ({engine})"),
+                         ">=", 0.8))
+    return out
+
+
+# ---- the machine ---------------------------------------------------------------------------
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["memory_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+                break
+    except OSError:
+        pass
+    info["packages"] = {}
+    for name in PACKAGES:
+        try:
+            info["packages"][name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return info
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    packages = ", ".join(f"{k} {v}" for k, v in info.get("packages", {}).items())
+    postgres = f", PostgreSQL {info['postgresql']}" if info.get("postgresql") else ""
+    return (f"{info.get('cores')} cores ({info.get('cpu', 'unknown CPU')}), "
+            f"{info.get('memory_gib', '?')} GiB, Linux {info.get('kernel')}, "
+            f"Python {info.get('python')}, SQLite {info.get('sqlite')}{postgres}; {packages}")
+
+
+# ---- output --------------------------------------------------------------------------------
+
+def _extra(r: Result) -> str:
+    return ", ".join(f"{k} {_num(v) if isinstance(v, float) else v}"
+                     for k, v in r.extra.items())
+
+
+def markdown(results: list[Result], info: dict[str, Any], when: str, command: str) -> str:
+    lines = [f"Measured {when} with `{command}` on {machine_line(info)}.", "",
+             "| measurement | N | concurrency | seconds | per second | also |",
+             "|---|---:|---:|---:|---:|---|"]
+    for r in results:
+        lines.append(f"| {r.name} | {r.n:,} | {r.concurrency} | {r.seconds:.3f} | "
+                     f"{r.per_second:,.0f} | {_extra(r)} |")
+    lines += ["", "| target | this run | wanted | met |", "|---|---:|---:|:---:|"]
+    for check in checks(results):
+        met = {True: "yes", False: "**no**", None: "–"}[check.met]
+        lines.append(f"| {check.what} | {check.describe()} | {check.op} "
+                     f"{_num(check.limit)} {check.unit} | {met} |")
+    found = ratios(results)
+    if found:
+        lines += ["", "| ratio of rates | value |", "|---|---:|"]
+        lines += [f"| {what} | {value:.2f} |" for what, value in found]
+    return "\n".join(lines) + "\n"
+
+
+def text(results: list[Result]) -> str:
+    """The ratios and targets, for the terminal."""
+    lines = ["", "ratios (per-second rates)"]
+    lines += [f"  {what:<72} {value:7.2f}" for what, value in ratios(results)]
+    lines += ["", "targets"]
+    for check in checks(results):
+        met = {True: "met", False: "NOT MET", None: "-"}[check.met]
+        lines.append(f"  {check.what:<60} {check.describe():>12}  "
+                     f"({check.op} {_num(check.limit)} {check.unit})  {met}")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, results: list[Result], info: dict[str, Any],
+               parameters: dict[str, Any]) -> None:
+    path.write_text(json.dumps({
+        "machine": info,
+        "parameters": parameters,
+        "results": [asdict(r) | {"per_second": r.per_second} for r in results],
+        "ratios": [{"ratio": what, "value": value} for what, value in ratios(results)],
+        "targets": [asdict(c) | {"met": c.met} for c in checks(results)],
+    }, indent=2) + "\n")
+
+
+CHART_SERIES = ("bare-httpx", "bare-aiohttp", "httpx-over-aiohttp",
+                "dispatcher-delivery (sqlite)", "dispatcher-delivery (postgresql)")
+
+
+def write_chart(path: Path, results: list[Result], info: dict[str, Any]) -> None:
+    """Throughput against concurrency, one line per client or engine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for name in CHART_SERIES:
+        points = sorted((r.concurrency, r.per_second) for r in results if r.name == name)
+        if points:
+            xs, ys = zip(*points, strict=True)
+            style = "-o" if name.startswith("dispatcher") else "--s"
+            ax.plot(xs, ys, style, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrency (requests or attempts in flight)")
+    ax.set_ylabel("requests or deliveries per second")
+    ax.set_title("Delivery throughput against one receiver on 127.0.0.1")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.text(0.01, 0.01, f"{info.get('cores')} cores, {info.get('cpu', '')}, "
+             f"Python {info.get('python')}", fontsize=7, alpha=0.7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def update_readme(readme: Path, table: str, chart: str) -> None:
+    """Put ``table`` and the chart between the README's benchmark markers."""
+    content = readme.read_text()
+    begin, end = content.index(README_BEGIN), content.index(README_END)
+    block = f"{README_BEGIN}\n{table}\n![throughput against concurrency]({chart})\n"
+    readme.write_text(content[:begin] + block + content[end:])

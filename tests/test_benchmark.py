@@ -1,0 +1,51 @@
+"""The benchmark's quick mode runs with the suite, so that it cannot rot.
+
+It asserts that every part ran and wrote what it should: figures, ratios, targets, the
+chart. It asserts nothing about speed (that is what the full run is for, side by side).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = {
+    "bare-httpx", "bare-aiohttp", "httpx-over-aiohttp", "dispatcher-delivery (sqlite)",
+    "bare-fastapi", "dispatcher-ingest (sqlite)", "latency (sqlite)", "fan-out (sqlite)",
+    "backlog-empty (sqlite)", "backlog-1m (sqlite)",
+}
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_every_part(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    names = {r["name"] for r in report["results"]}
+    assert EXPECTED <= names, f"missing: {EXPECTED - names}"
+    for r in report["results"]:
+        assert r["n"] > 0 and r["seconds"] > 0 and r["per_second"] > 0, r
+    by_name = {r["name"]: r for r in report["results"]}
+    latency = by_name["latency (sqlite)"]["extra"]
+    assert latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert by_name["backlog-1m (sqlite)"]["extra"]["peak_rss_mb"] > 0
+    # Every target of the issue is evaluated; on SQLite each one has a figure.
+    sqlite_targets = [t for t in report["targets"] if "postgresql" not in t["what"]]
+    assert len(report["targets"]) == 12
+    assert all(t["value"] is not None and t["met"] in (True, False) for t in sqlite_targets)
+    assert any("dispatcher-delivery (sqlite) / bare-aiohttp" in r["ratio"]
+               for r in report["ratios"])
+    assert report["machine"]["cores"] >= 1
+    png = (tmp_path / "throughput.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert "ratios (per-second rates)" in done.stdout and "targets" in done.stdout
