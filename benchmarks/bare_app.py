@@ -75,15 +75,10 @@ class BareApp:
         return f"http://127.0.0.1:{port}/v1/events"
 
     def __exit__(self, *_exc: object) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        from .common import stop
+
+        if self.process is not None:
+            stop(self.process, 10)
         self.process = None
 
 

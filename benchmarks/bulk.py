@@ -103,6 +103,23 @@ def _converter(table: sa.Table, dialect: sa.Dialect) -> Callable[[dict[str, Any]
     return row
 
 
+def _bound_rows(batches: Iterator[Batch], dialect: sa.Dialect
+                ) -> tuple[list[tuple], Iterator[tuple]]:
+    """The delivery rows as they are made (an iterator), bound for ``dialect``; the event
+    rows fill the list meanwhile, complete once the iterator is spent."""
+    event_row = _converter(event_table, dialect)
+    delivery_row = _converter(delivery_table, dialect)
+    events: list[tuple] = []
+
+    def deliveries() -> Iterator[tuple]:
+        for event, rows in batches:
+            events.append(event_row(event))
+            for row in rows:
+                yield delivery_row(row)
+
+    return events, deliveries()
+
+
 def _insert_sql(table: sa.Table) -> str:
     names = [c.name for c in table.c]
     return (f"INSERT INTO {table.name} ({', '.join(names)}) "
@@ -112,23 +129,13 @@ def _insert_sql(table: sa.Table) -> str:
 def _load_sqlite(path: str, batches: Iterator[Batch]) -> None:
     from sqlalchemy.dialects import sqlite
 
-    dialect = sqlite.dialect()
-    event_row, delivery_row = _converter(event_table, dialect), _converter(delivery_table,
-                                                                            dialect)
-    events: list[tuple] = []
-
-    def deliveries() -> Iterator[tuple]:
-        for event, rows in batches:
-            events.append(event_row(event))
-            for row in rows:
-                yield delivery_row(row)
-
+    events, deliveries = _bound_rows(batches, sqlite.dialect())
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     try:
         conn.execute("PRAGMA cache_size=-262144")  # this connection only: 256 MB
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_insert_sql(delivery_table), deliveries())
+            conn.executemany(_insert_sql(delivery_table), deliveries)
             conn.executemany(_insert_sql(event_table), events)
             conn.execute("COMMIT")
         except BaseException:
@@ -144,23 +151,13 @@ async def _load_postgresql(url: str, batches: Iterator[Batch]) -> float:
     import asyncpg
     from sqlalchemy.dialects.postgresql import asyncpg as pg
 
-    dialect = pg.dialect()
-    event_row, delivery_row = _converter(event_table, dialect), _converter(delivery_table,
-                                                                            dialect)
-    events: list[tuple] = []
-
-    def deliveries() -> Iterator[tuple]:
-        for event, rows in batches:
-            events.append(event_row(event))
-            for row in rows:
-                yield delivery_row(row)
-
+    events, deliveries = _bound_rows(batches, pg.dialect())
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         async with conn.transaction():
             await conn.copy_records_to_table(
-                "delivery", records=deliveries(), columns=[c.name for c in delivery_table.c],
+                "delivery", records=deliveries, columns=[c.name for c in delivery_table.c],
                 timeout=600)
             await conn.copy_records_to_table(
                 "event", records=events, columns=[c.name for c in event_table.c], timeout=60)

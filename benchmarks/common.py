@@ -143,6 +143,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM, then SIGKILL if it is still there after ``grace`` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
 class DispatcherProcess:
     """``dispatcher serve|api|worker`` as a process of its own, on 127.0.0.1.
 
@@ -215,13 +226,8 @@ class DispatcherProcess:
         return found
 
     def __exit__(self, *_exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        if self.process is not None:
+            stop(self.process, 30)
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
 
