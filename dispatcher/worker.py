@@ -105,17 +105,21 @@ class Worker:
         by the next at once, not after a round trip to the database."""
         return self.settings.claim_batch_size
 
+    @property
+    def _low_water(self) -> int:
+        """Claim again once this much room is free: half the look-ahead, so claims come in
+        batches."""
+        return max(1, self._prefetch // 2)
+
     def _room_left(self) -> int:
         return (self.settings.worker_concurrency + self._prefetch
                 - len(self._in_flight) - len(self._ready))
 
     async def _claim_loop(self) -> None:
         settings = self.settings
-        # Claim in batches: only once half the look-ahead has gone.
-        low_water = max(1, self._prefetch // 2)
         while not self._stopping.is_set():
             room = self._room_left()
-            if room < low_water:
+            if room < self._low_water:
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -156,7 +160,7 @@ class Worker:
         else:
             del self._per_subscription[sub_id]
         self._start_ready()
-        if self._room_left() >= max(1, self._prefetch // 2):
+        if self._room_left() >= self._low_water:
             self._room.set()
         if count + 1 >= self.settings.max_in_flight_per_subscription:
             self.store.wakeup.notify()  # that subscription may take another attempt now
