@@ -100,17 +100,6 @@ async def fresh_database(engine: str) -> AsyncIterator[str]:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def count_deliveries(database_url: str, status: str = "succeeded") -> int:
-    d = delivery_table
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.scalar(
-                sa.select(sa.func.count()).select_from(d).where(d.c.status == status))
-    finally:
-        await engine.dispose()
-
-
 async def wait_for_deliveries(database_url: str, n: int, deadline: float,
                               status: str = "succeeded") -> float:
     """Poll until ``n`` deliveries have ``status``; the monotonic time it was seen."""
