@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -59,19 +58,17 @@ class BareApp:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> str:
-        from .common import free_port
+        from .common import free_port, wait_until_ready
 
         port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--port", str(port)])
-        deadline = time.monotonic() + self.start_timeout
-        while not _listening(port):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the bare app exited with status {self.process.returncode}")
-            if time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError(f"the bare app did not start within {self.start_timeout:g} s")
-            time.sleep(0.05)
+        try:
+            wait_until_ready(self.process, lambda: _listening(port), self.start_timeout,
+                             "the bare app")
+        except RuntimeError:
+            self.__exit__()
+            raise
         return f"http://127.0.0.1:{port}/v1/events"
 
     def __exit__(self, *_exc: object) -> None:

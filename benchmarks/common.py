@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +143,19 @@ def stop(process: subprocess.Popen[bytes], grace: float) -> None:
             process.wait(10)
 
 
+def wait_until_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool],
+                     timeout: float, what: str) -> None:
+    """Poll ``ready()`` until it is true; RuntimeError if ``process`` exits first or
+    ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start within {timeout:g} s")
+        time.sleep(0.05)
+
+
 class DispatcherProcess:
     """``dispatcher serve|api|worker`` as a process of its own, on 127.0.0.1.
 
@@ -185,14 +198,11 @@ class DispatcherProcess:
             [sys.executable, "-m", "dispatcher.cli", self.command],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while not self._ready():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"dispatcher {self.command} exited:\n{self.log()[-3000:]}")
-            if time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError(f"dispatcher {self.command} did not start within 60 s")
-            time.sleep(0.1)
+        try:
+            wait_until_ready(self.process, self._ready, 60, f"dispatcher {self.command}")
+        except RuntimeError as exc:
+            self.__exit__()
+            raise RuntimeError(f"{exc}:\n{self.log()[-3000:]}") from None
         return self
 
     def _ready(self) -> bool:

@@ -1,7 +1,6 @@
 """How fast dispatcher accepts events, next to a FastAPI endpoint that stores nothing.
 
-    .venv/bin/python -m benchmarks.ingest [--quick] [--n N] [--concurrency C]
-                                          [--engines sqlite,postgresql] [--json out.json]
+    .venv/bin/python -m benchmarks.run --only ingest [--quick] [--engines sqlite,postgresql]
 
 One load generator (``benchmarks/load.py``: aiohttp, a process of its own, a warm-up of C
 requests, then N timed requests by C tasks; every answer must be 202) against:
@@ -18,19 +17,13 @@ requests, then N timed requests by C tasks; every answer must be 202) against:
   answered 202 was committed before the answer.
 
 The figure that matters is the ratio ``dispatcher-ingest / bare-fastapi`` within one run
-(the issue's target: at least 0.5). ``--quick`` (N=300, C=32, SQLite only) takes a few
-seconds, for ``make test``.
+(the issue's target: at least 0.5), which ``benchmarks/report.py`` computes.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import logging
-import sys
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,7 +39,6 @@ from .common import (
     Result,
     deadline_for,
     fresh_database,
-    postgres_problem,
 )
 from .load import run_load
 
@@ -130,75 +122,3 @@ async def check_stored(database_url: str, events: int) -> None:
             f"accepted {events} events with {SUBSCRIPTIONS} deliveries each, but the database "
             f"holds {stored} events and {deliveries} pending deliveries ({uneven} events "
             f"without exactly {SUBSCRIPTIONS})")
-
-
-# ---- the run -------------------------------------------------------------------------------
-
-def ratios(results: list[Result]) -> list[tuple[str, int, float]]:
-    """(``dispatcher-ingest (engine) / bare-fastapi``, concurrency, ratio of requests/s)."""
-    out = []
-    for c in sorted({r.concurrency for r in results}):
-        rate = {r.name: r.per_second for r in results if r.concurrency == c}
-        if "bare-fastapi" in rate:
-            out += [(f"{name} / bare-fastapi", c, value / rate["bare-fastapi"])
-                    for name, value in rate.items() if name.startswith("dispatcher-ingest")]
-    return out
-
-
-async def measure(n: int, c: int, engines: list[str], report: Any) -> list[Result]:
-    if "postgresql" in engines and (problem := await postgres_problem()):
-        print(f"PostgreSQL SKIPPED: it does not answer ({problem})")
-        engines = [e for e in engines if e != "postgresql"]
-    results = [await bare_fastapi(n, c)]
-    report(results[-1])
-    for engine in engines:
-        results.append(await dispatcher_ingest(engine, n, c))
-        report(results[-1])
-    return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="N=300, concurrency 32, SQLite only (seconds; for make test)")
-    parser.add_argument("--n", type=int, default=None,
-                        help="timed requests per run (default 2000; 300 with --quick)")
-    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
-    parser.add_argument("--engines", default=None,
-                        help="comma-separated: sqlite,postgresql (default both; "
-                        "sqlite with --quick)")
-    parser.add_argument("--json", type=Path, default=None, help="also write results here")
-    args = parser.parse_args(argv)
-    n = args.n or (300 if args.quick else 2000)
-    engines = (args.engines or ("sqlite" if args.quick else "sqlite,postgresql")).split(",")
-    if n < 1 or args.concurrency < 1:
-        parser.error("--n and --concurrency must be positive")
-    if unknown := set(engines) - {"sqlite", "postgresql"}:
-        parser.error(f"unknown engines: {', '.join(sorted(unknown))}")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-    print(f"{'name':<32} {'N':>7} {'conc':>5} {'seconds':>8} {'per second':>11} "
-          f"{'p50 ms':>7} {'p99 ms':>7}")
-
-    def report(r: Result) -> None:
-        print(f"{r.name:<32} {r.n:>7} {r.concurrency:>5} {r.seconds:>8.3f} "
-              f"{r.per_second:>11,.0f} {r.extra['p50_ms']:>7.1f} {r.extra['p99_ms']:>7.1f}",
-              flush=True)
-
-    results = asyncio.run(measure(n, args.concurrency, engines, report))
-    found = ratios(results)
-    if found:
-        print("\nratios (requests per second; the target is at least 0.5)")
-        for what, c, value in found:
-            print(f"  {what:<54} C={c:<4} {value:6.2f}")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "results": [asdict(r) | {"per_second": r.per_second} for r in results],
-            "ratios": [{"ratio": w, "concurrency": c, "value": v} for w, c, v in found],
-        }, indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

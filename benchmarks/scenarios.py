@@ -1,7 +1,6 @@
 """Latency, fan-out and backlog: three scenarios of the performance benchmark (issue 6).
 
-    .venv/bin/python -m benchmarks.scenarios [--quick] [--engines sqlite,postgresql]
-                                             [--only latency,fanout,backlog] [--json out.json]
+    .venv/bin/python -m benchmarks.run --only latency,fanout,backlog [--quick]
 
 Dispatcher runs as it is deployed: on SQLite one ``dispatcher serve`` process (API and
 worker), on PostgreSQL ``dispatcher api`` and ``dispatcher worker`` apart (wake-ups through
@@ -25,17 +24,12 @@ Results carry ``concurrency`` = the worker's ``WORKER_CONCURRENCY`` (the default
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
-import logging
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -53,9 +47,9 @@ from .common import (
     Result,
     deadline_for,
     fresh_database,
-    postgres_problem,
     wait_for_deliveries,
 )
+from .load import percentile
 from .receiver import Receiver
 
 CONCURRENCY = Settings.model_fields["worker_concurrency"].default
@@ -111,12 +105,6 @@ async def publish(session: aiohttp.ClientSession, api_url: str, event_type: str,
         if resp.status != 202:
             raise RuntimeError(f"publishing answered {resp.status}: {answer[:500]!r}")
     return json.loads(answer)
-
-
-def percentile(ordered: Sequence[float], fraction: float) -> float:
-    """Nearest rank, of values already sorted."""
-    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 async def arrivals(receiver: Receiver, wanted: set[str], deadline: float,
@@ -324,69 +312,3 @@ async def _drain(database_url: str, measured: int) -> Result:
         "peak_rss_mb": round(memory["hwm"] / MB, 1),
         "succeeded_at_start": first,
     })
-
-
-# ---- the run -------------------------------------------------------------------------------
-
-SCENARIOS = ("latency", "fanout", "backlog")
-
-
-async def measure(engines: list[str], only: Sequence[str], quick: bool,
-                  report: Callable[[Result], None]) -> list[Result]:
-    if "postgresql" in engines and (problem := await postgres_problem()):
-        print(f"PostgreSQL SKIPPED: it does not answer ({problem})", flush=True)
-        engines = [e for e in engines if e != "postgresql"]
-    results: list[Result] = []
-
-    def keep(*found: Result) -> None:
-        for r in found:
-            results.append(r)
-            report(r)
-
-    for engine in engines:
-        if "latency" in only:
-            keep(await latency(engine, seconds=2.0 if quick else 10.0))
-        if "fanout" in only:
-            keep(await fanout(engine, 300 if quick else 10_000))
-        if "backlog" in only:
-            keep(*await (backlog(engine, 20_000, 2_000) if quick else backlog(engine)))
-    return results
-
-
-def describe(r: Result) -> str:
-    extra = " ".join(f"{k}={v}" for k, v in r.extra.items())
-    return (f"{r.name:<28} {r.n:>7} {r.seconds:>8.3f} {r.per_second:>10,.0f}  {extra}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scenarios", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes, SQLite only unless --engines (for make test)")
-    parser.add_argument("--engines", default=None,
-                        help="comma-separated: sqlite,postgresql (default both; sqlite with "
-                        "--quick)")
-    parser.add_argument("--only", default=",".join(SCENARIOS),
-                        help=f"comma-separated, of {','.join(SCENARIOS)} (default all)")
-    parser.add_argument("--json", type=Path, default=None, help="also write results here")
-    args = parser.parse_args(argv)
-    engines = (args.engines or ("sqlite" if args.quick else "sqlite,postgresql")).split(",")
-    only = args.only.split(",")
-    if unknown := set(engines) - {"sqlite", "postgresql"}:
-        parser.error(f"unknown engines: {', '.join(sorted(unknown))}")
-    if unknown := set(only) - set(SCENARIOS):
-        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-    print(f"{'name':<28} {'N':>7} {'seconds':>8} {'per second':>10}  extra", flush=True)
-    results = asyncio.run(measure(engines, only, args.quick,
-                                  lambda r: print(describe(r), flush=True)))
-    if args.json:
-        args.json.write_text(json.dumps(
-            {"results": [asdict(r) | {"per_second": r.per_second} for r in results]},
-            indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
