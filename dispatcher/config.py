@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
+    # "json": one JSON object per line, with the ids of what each line is about.
+    log_format: Literal["text", "json"] = "text"
+    # When set, GET /metrics asks for "Authorization: Bearer <metrics_token>".
+    metrics_token: str | None = Field(default=None, min_length=16, repr=False)
+    # The operator dashboard at /ui (admin keys log in); its sessions last this long.
+    ui_enabled: bool = True
+    ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
 
     @field_validator("retry_schedule", mode="before")
     @classmethod

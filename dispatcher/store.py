@@ -127,6 +127,18 @@ class AttemptRecord:
     id: str = field(default_factory=lambda: ids.new_id("att"))
 
 
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """The state of the queue right now (``Store.queue_stats``)."""
+
+    pending: int  # waiting for their next attempt, or in flight
+    held: int  # of disabled subscriptions, sent when re-enabled
+    failed: int  # retries exhausted or refused, until replayed or pruned
+    oldest_due_seconds: float  # how long the oldest due, unclaimed delivery has waited
+    disabled_subscriptions: int
+    failing_subscriptions: int  # enabled, with failures since their last success
+
+
 def valid_keys(secret_list: Sequence[dict[str, Any]], now: datetime) -> list[bytes]:
     keys = []
     for entry in secret_list:
@@ -1080,6 +1092,32 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return await conn.scalar(stmt)
+
+    async def queue_stats(self) -> QueueStats:
+        """What is waiting and what is unwell, for /metrics and the dashboard: each count
+        an index range (status first), so cheap however many deliveries have finished."""
+        d, s = delivery_table, subscription_table
+        now = utcnow()
+        by_status = (sa.select(d.c.status, sa.func.count())
+                     .where(d.c.status.in_(("pending", "held", "failed")))
+                     .group_by(d.c.status))
+        oldest_due = (sa.select(sa.func.min(d.c.next_attempt_at))
+                      .where(*unleased_pending(now), d.c.next_attempt_at <= now))
+        live = s.c.deleted_at.is_(None)
+        unwell = sa.select(
+            sa.func.count().filter(s.c.enabled.is_(False)),
+            sa.func.count().filter(s.c.enabled.is_(True), s.c.failing_since.is_not(None)),
+        ).where(live, sa.or_(s.c.enabled.is_(False), s.c.failing_since.is_not(None)))
+        async with self.engine.connect() as conn:
+            counts = dict((await conn.execute(by_status)).all())
+            due = await conn.scalar(oldest_due)
+            disabled, failing = (await conn.execute(unwell)).one()
+        return QueueStats(
+            pending=counts.get("pending", 0), held=counts.get("held", 0),
+            failed=counts.get("failed", 0),
+            oldest_due_seconds=max(0.0, (now - due).total_seconds()) if due else 0.0,
+            disabled_subscriptions=disabled or 0, failing_subscriptions=failing or 0,
+        )
 
     # ---- operators: replay, recover, prune ----------------------------------------------
 
