@@ -1119,6 +1119,58 @@ class Store:
             disabled_subscriptions=disabled or 0, failing_subscriptions=failing or 0,
         )
 
+    # ---- the dashboard ------------------------------------------------------------------
+
+    async def admin_key_hash(self, key_id: str) -> str | None:
+        """The hash of the live admin key ``key_id``: what signs its dashboard sessions, so
+        that deleting the key ends them at once."""
+        k = api_key_table
+        async with self.engine.connect() as conn:
+            return await conn.scalar(sa.select(k.c.key_hash).where(
+                k.c.id == key_id, k.c.role == "admin", k.c.deleted_at.is_(None)))
+
+    async def attempts_per_minute(self, since: datetime) -> list[tuple[datetime, str, int]]:
+        """(minute, outcome, attempts) since ``since``: a range of the time-ordered attempt
+        ids, grouped by the minute each attempt started."""
+        a = attempt_table
+        if self.engine.dialect.name == "sqlite":
+            minute: sa.ColumnElement[str] = sa.func.substr(a.c.started_at, 1, 16)
+        else:
+            minute = sa.func.to_char(sa.func.timezone("UTC", a.c.started_at),
+                                     "YYYY-MM-DD HH24:MI")
+        stmt = (sa.select(minute.label("minute"), a.c.outcome, sa.func.count())
+                .where(a.c.id >= ids.time_bound("att", _slack(since, -1)),
+                       a.c.started_at >= since)
+                .group_by(minute, a.c.outcome))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [(datetime.fromisoformat(m.replace(" ", "T") + ":00+00:00"), outcome, n)
+                for m, outcome, n in rows]
+
+    async def unwell_subscriptions(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Subscriptions that are disabled, or failing with no success since, worst first."""
+        s = subscription_table
+        stmt = (sa.select(s.c.id, s.c.url, s.c.enabled, s.c.disabled_reason, s.c.failing_since,
+                          s.c.updated_at)
+                .where(s.c.deleted_at.is_(None),
+                       sa.or_(s.c.enabled.is_(False), s.c.failing_since.is_not(None)))
+                .order_by(s.c.enabled, s.c.failing_since, s.c.id).limit(limit))
+        async with self.engine.connect() as conn:
+            return [_row(r) for r in await conn.execute(stmt)]
+
+    async def last_successes(self, sub_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each subscription's newest succeeded delivery last changed (its success)."""
+        if not sub_ids:
+            return {}
+        d = delivery_table
+        newest = (sa.select(sa.func.max(d.c.id))
+                  .where(d.c.subscription_id.in_(sub_ids), d.c.status == "succeeded")
+                  .group_by(d.c.subscription_id))
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(d.c.subscription_id, d.c.updated_at).where(d.c.id.in_(newest)))
+            return {r.subscription_id: r.updated_at for r in rows}
+
     # ---- operators: replay, recover, prune ----------------------------------------------
 
     def _replay_query(self, f: DeliveryFilter) -> sa.Select[Any]:

@@ -21,6 +21,12 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+def _is_dashboard_form(scope: Scope, content_type: str) -> bool:
+    """The dashboard's pages post HTML forms; the API takes JSON only."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/x-www-form-urlencoded" and scope["path"].startswith("/ui/")
+
+
 SUSPECT = re.compile(rb"NaN|Infinity|\\u[dD][89a-fA-F]")
 
 
@@ -92,7 +98,8 @@ class BodyLimits:
             if len(body) > self.max_bytes:
                 await _reject(send, 413, "payload_too_large", self._too_large())
                 return
-        if body and not _is_json(headers.get(b"content-type", b"").decode("latin-1")):
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if body and not (_is_json(content_type) or _is_dashboard_form(scope, content_type)):
             await _reject(send, 415, "unsupported_media_type", "send the body as application/json")
             return
         problem = strict_json_problem(bytes(body))

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from ... import ids, sender
+from ...config import Settings
 from ...models import utcnow
 from ...policy import Verdict, classify
 from ...store import DeliveryFilter, encode_payload, valid_keys
@@ -132,15 +134,25 @@ async def test_subscription(
     """
     body = body or TestIn()
     sub = await store.get_subscription(sub_id, who.owner_filter)
+    return await send_test(request.state.http_client, request.state.settings, sub,
+                           body.type, body.data)
+
+
+async def send_test(
+    client: httpx.AsyncClient, settings: Settings, sub: dict[str, Any], event_type: str,
+    data: Any,
+) -> TestOut:
+    """One signed request to the subscription now (no event, no delivery), and its answer:
+    the API's test route and the dashboard's test button."""
     now = utcnow()
     answer = await sender.send(
-        request.state.http_client,
+        client,
         sub["url"],
         ids.new_id("evt"),
-        encode_payload(body.type, now, body.data),
+        encode_payload(event_type, now, data),
         valid_keys(sub["secrets"], now),
         sub["headers"],
-        request.state.settings.delivery_timeout_seconds,
+        settings.delivery_timeout_seconds,
     )
     ok = classify(answer.status_code) is Verdict.SUCCEEDED
     return TestOut(

@@ -1,0 +1,221 @@
+"""The dashboard in a real browser: Debian's Chromium, driven by Playwright, against the app
+served by uvicorn on 127.0.0.1. A screenshot of each page goes to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from standardwebhooks import Webhook
+
+from .conftest import ADMIN_TOKEN
+from .harness import AppServer, Receiver, Reply, poll
+from .test_delivery import attempts_of, deliveries_of, publish, settled, subscribe
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+ARTIFACTS = Path(os.environ.get("DISPATCHER_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parent.parent / "test-artifacts"))
+# What the machine's Chromium needs to start headless as root, in a closed network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        if os.environ.get("DISPATCHER_TEST_REQUIRE_BROWSER"):
+            pytest.fail("Chromium is required (apt-get install chromium) but not installed")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    with playwright_api.sync_playwright() as pw:
+        # A persistent context only to choose a fresh, empty profile directory ourselves.
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable,
+            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser, engine):
+    browser.clear_cookies()
+    page = browser.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    page.close()
+
+
+def shot(page, engine: str, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"ui-{engine}-{name}.png"), full_page=True)
+
+
+def log_in(page, base: str, target: str = "/ui") -> None:
+    page.goto(base + target)
+    expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+    page.fill("#key", ADMIN_TOKEN)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(re.escape(target) + "$"))
+
+
+class Switch:
+    """A receiver answer that fails until switched on."""
+
+    def __init__(self) -> None:
+        self.ok = threading.Event()
+
+    def __call__(self, n, request) -> Reply:
+        return Reply(200, b"thanks") if self.ok.is_set() else Reply(500, b"broken today")
+
+
+def test_log_in_see_a_failed_delivery_retry_it_and_see_it_succeed(
+        page, app_server: AppServer, admin, engine):
+    base = app_server.url
+    switch = Switch()
+    with Receiver(switch) as receiver:
+        sub = subscribe(admin, receiver.url, description="billing sync")
+        event = publish(admin, "invoice.paid", {"id": "in_1", "amount": 4200})
+        [delivery] = settled(admin, event["id"])
+        assert delivery["status"] == "failed" and delivery["attempts"] == 3
+
+        # Not logged in: the login form, which brings us back where we were going.
+        page.goto(base + "/ui/deliveries")
+        expect(page).to_have_url(re.compile(r"/ui/login"))
+        shot(page, engine, "login")
+        page.fill("#key", "not-a-key-0123456789")
+        page.click("button[type=submit]")
+        expect(page.locator(".problem")).to_contain_text("Unknown or deleted API key")
+        page.fill("#key", ADMIN_TOKEN)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/ui/deliveries$"))
+
+        # The overview counts the failure and names the failing subscription.
+        page.click("nav >> text=Overview")
+        expect(page.locator("#failed-count")).to_have_text("1")
+        expect(page.locator("#failing-subscriptions")).to_have_text("1")
+        expect(page.locator("#unwell")).to_contain_text(sub["id"])
+        expect(page.locator("svg.chart")).to_have_attribute("data-failed", "3")
+        shot(page, engine, "overview")
+
+        # The deliveries page, filtered to the failed ones.
+        page.click("a.card[href='/ui/deliveries?status=failed']")
+        expect(page).to_have_url(re.compile(r"/ui/deliveries\?status=failed"))
+        row = page.locator("#deliveries tbody tr", has_text=delivery["id"])
+        expect(row).to_contain_text("failed")
+        shot(page, engine, "deliveries")
+
+        # Its detail: every attempt with its status, duration and the response excerpt.
+        row.locator(f"a[href='/ui/deliveries/{delivery['id']}']").click()
+        expect(page.locator("#delivery-status")).to_contain_text("failed")
+        attempts = page.locator("#attempts tbody tr.attempt")
+        expect(attempts).to_have_count(3)
+        expect(attempts.first).to_contain_text("500")
+        expect(attempts.first).to_contain_text("broken today")
+        shot(page, engine, "delivery-failed")
+
+        # The receiver is mended; "Retry now", and the page shows the success by itself.
+        switch.ok.set()
+        page.click("#retry")
+        expect(page.locator(".notice")).to_contain_text("One more attempt is scheduled")
+        expect(page.locator("#delivery-status")).to_contain_text("succeeded", timeout=15_000)
+        expect(attempts).to_have_count(4)
+        expect(attempts.last).to_contain_text("manual")
+        expect(attempts.last).to_contain_text("200")
+        expect(attempts.last).to_contain_text("thanks")
+        shot(page, engine, "delivery")
+
+    done = admin.get(f"/v1/deliveries/{delivery['id']}").json()
+    assert done["status"] == "succeeded" and done["attempts"] == 4
+    assert [a["trigger"] for a in attempts_of(admin, delivery["id"])][-1] == "manual"
+
+
+def test_bulk_replay_of_the_filtered_failed_deliveries(page, app_server: AppServer, admin,
+                                                       engine):
+    base = app_server.url
+    switch = Switch()
+    with Receiver(switch) as broken, Receiver() as healthy:
+        failing = subscribe(admin, broken.url, event_types=["order.*"])
+        subscribe(admin, healthy.url, event_types=["order.*"])
+        other = subscribe(admin, broken.url, event_types=["user.*"])
+        events = [publish(admin, "order.created", {"n": n}) for n in range(3)]
+        user_event = publish(admin, "user.created", {"n": 9})
+        for e in events:
+            settled(admin, e["id"], 2)
+        [left_alone] = settled(admin, user_event["id"])
+        assert left_alone["status"] == "failed"
+
+        log_in(page, base, f"/ui/deliveries?status=failed&subscription_id={failing['id']}")
+        expect(page.locator("#deliveries tbody tr")).to_have_count(3)
+        page.click("#replay-link")
+        expect(page.locator("#replay-count")).to_contain_text("3")
+        shot(page, engine, "replay-confirm")
+
+        switch.ok.set()
+        page.click("#confirm-replay")
+        expect(page).to_have_url(re.compile(r"/ui/replay/rpl_"))
+        expect(page.locator("progress")).to_have_attribute("value", "100")
+        expect(page.locator("#replay-done")).to_contain_text("3 of 3")
+        shot(page, engine, "replay-progress")
+
+        def all_succeeded():
+            found = [d for e in events for d in deliveries_of(admin, e["id"])
+                     if d["subscription_id"] == failing["id"]]
+            return all(d["status"] == "succeeded" for d in found) and found
+
+        poll(all_succeeded, 15, message="replayed deliveries succeeded")
+        for d in all_succeeded():
+            assert [a["trigger"] for a in attempts_of(admin, d["id"])][-1] == "replay"
+        # Another subscription's failed delivery was not part of the filter.
+        assert admin.get(f"/v1/deliveries/{left_alone['id']}").json()["status"] == "failed"
+        assert other["id"] != failing["id"]
+
+
+def test_subscription_pages_disable_enable_rotate_and_test(page, app_server: AppServer,
+                                                           admin, engine):
+    base = app_server.url
+    with Receiver() as receiver:
+        sub = subscribe(admin, receiver.url, description="crm sync", event_types=["user.*"])
+        event = publish(admin, "user.created", {"id": "u_1"})
+        settled(admin, event["id"])
+
+        log_in(page, base, "/ui/subscriptions")
+        row = page.locator("#subscriptions tbody tr", has_text=sub["id"])
+        expect(row).to_contain_text("enabled")
+        expect(row).to_contain_text("last success")
+        shot(page, engine, "subscriptions")
+
+        row.locator(f"a[href='/ui/subscriptions/{sub['id']}']").click()
+        expect(page.locator("#recent tbody tr")).to_have_count(1)
+        expect(page.locator("#recent")).to_contain_text("succeeded")
+
+        page.click("text=Disable")
+        expect(page.locator("#state")).to_contain_text("disabled (manual)")
+        assert admin.get(f"/v1/subscriptions/{sub['id']}").json()["enabled"] is False
+        page.click("text=Enable and send held deliveries")
+        expect(page.locator("#state")).to_contain_text("enabled")
+        assert admin.get(f"/v1/subscriptions/{sub['id']}").json()["enabled"] is True
+
+        page.fill("#grace_hours", "0")
+        page.click("text=Rotate secret")
+        shown = page.locator("#new-secret code").inner_text().strip()
+        assert shown.startswith("whsec_") and shown != sub["secret"]
+        assert admin.get(f"/v1/subscriptions/{sub['id']}").json()["secret"] == shown
+
+        page.fill("#type", "user.pinged")
+        page.fill("#data", '{"hello": "world"}')
+        page.click("text=Send test event")
+        expect(page.locator("#test-result")).to_contain_text("succeeded")
+        expect(page.locator("#test-result")).to_contain_text("200")
+        shot(page, engine, "subscription")
+        got = poll(lambda: [r for r in receiver.requests if b"user.pinged" in r.body], 10)
+        # Signed with the new secret alone (no grace period), as a receiver checks it.
+        Webhook(shown).verify(got[0].body, got[0].headers)
+        assert len(deliveries_of(admin, event["id"])) == 1  # the test made no delivery
