@@ -10,6 +10,7 @@ import asyncio
 import os
 import secrets
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,17 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
+def run_async(work: Any) -> Any:
+    """``asyncio.run``, also where this thread already runs a loop (Playwright's sync API
+    keeps one running while a browser test is open): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
 def postgres_problem() -> str | None:
     """None when the PostgreSQL server for tests answers, else why not."""
 
@@ -34,7 +46,7 @@ def postgres_problem() -> str | None:
         await conn.close()
 
     try:
-        asyncio.run(check())
+        run_async(check())
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -70,7 +82,7 @@ class Databases:
             migrate.upgrade(f"sqlite+aiosqlite:///{path}")
             return str(path)
         name = f"{self.prefix}_template"
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        run_async(_admin(f'CREATE DATABASE "{name}"'))
         migrate.upgrade(_pg_url(name))
         return name
 
@@ -80,7 +92,7 @@ class Databases:
             path = self.folder / f"empty_{secrets.token_hex(4)}.db"
             return f"sqlite+aiosqlite:///{path}"
         name = f"{self.prefix}_{len(self.made)}_empty"
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        run_async(_admin(f'CREATE DATABASE "{name}"'))
         self.made.add(name)
         return _pg_url(name)
 
@@ -92,7 +104,7 @@ class Databases:
             self.made.add(str(path))
             return f"sqlite+aiosqlite:///{path}"
         name = f"{self.prefix}_{len(self.made)}"
-        asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
+        run_async(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
         self.made.add(name)
         return _pg_url(name)
 
@@ -101,12 +113,12 @@ class Databases:
             return  # files go with pytest's tmp folders
         name = make_url(url).database
         self.made.discard(name)
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_async(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
     def close(self) -> None:
         if self.engine == "postgresql":
             names = [*self.made, self.template]
-            asyncio.run(_admin(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names)))
+            run_async(_admin(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names)))
 
     def unreachable_url(self) -> str:
         """A URL of the same engine whose database never answers."""
@@ -126,7 +138,7 @@ def scalar(url: str, sql: str, **params: Any) -> Any:
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def rows(url: str, sql: str, **params: Any) -> list[Any]:
@@ -138,4 +150,4 @@ def rows(url: str, sql: str, **params: Any) -> list[Any]:
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    return run_async(run())

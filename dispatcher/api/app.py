@@ -78,4 +78,8 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     for module in (events, keys, subscriptions, deliveries):
         app.include_router(module.router, responses=V1_ERRORS)
     app.include_router(health.router)
+    if settings.ui_enabled:
+        from ..ui import mount
+
+        mount(app)
     return app

@@ -53,8 +53,10 @@ def attempts_chart(rows: list[tuple[datetime, str, int]], now: datetime,
                 parts.append(f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" '
                              f'height="{h:.1f}" fill="{colour}"/>')
         parts.append("</g>")
-        if i % 10 == 0 or i == len(series) - 1:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - 6}" '
-                         f'text-anchor="middle">{minute:%H:%M}</text>')
+        last = i == len(series) - 1
+        if i % 10 == 0 or last:
+            anchor, at = ("end", x + bar_w) if last else ("start", x)
+            parts.append(f'<text x="{at:.1f}" y="{HEIGHT - 6}" '
+                         f'text-anchor="{anchor}">{minute:%H:%M}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
