@@ -103,12 +103,28 @@ def api(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: int | None = typer.Option(
+        None, min=1, max=65535,
+        help="serve this process's Prometheus metrics at http://HOST:PORT/metrics "
+             "(HOST: DISPATCHER_HOST) [DISPATCHER_METRICS_PORT]"),
+) -> None:
     """Delivery workers alone: claim due deliveries from the database and send them."""
     from .service import running
 
     settings = Settings()
     _logging(settings)
+    port = metrics_port if metrics_port is not None else settings.metrics_port
+    stop_metrics = None
+    if port is not None:
+        from .metrics import serve_process_metrics
+
+        try:
+            stop_metrics = serve_process_metrics(settings.host, port, settings.metrics_token)
+        except OSError as exc:
+            _fail(f"cannot serve metrics on {settings.host}:{port}: {exc.strerror or exc}")
+        logging.getLogger("dispatcher").info(
+            "metrics at http://%s:%d/metrics", settings.host, port)
 
     async def main() -> None:
         async with running(settings, workers=True) as runtime:
@@ -119,7 +135,11 @@ def worker() -> None:
             logging.getLogger("dispatcher").info("worker %s started", runtime.worker.owner)
             await runtime.worker_task
 
-    run_loop(main())
+    try:
+        run_loop(main())
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
 
 
 @db_app.command("upgrade")

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # The operator dashboard at /ui (admin keys log in); its sessions last this long.
     ui_enabled: bool = True
     ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # `dispatcher worker` has no API: when set, it serves its own /metrics on this port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("retry_schedule", mode="before")
     @classmethod

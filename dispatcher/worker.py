@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from . import metrics
 from .config import Settings
 from .models import utcnow
 from .policy import Outcome, RetryPolicy, parse_retry_after
@@ -130,6 +131,8 @@ class Worker:
                     self.owner, wanted, settings.lease_seconds, sorted(skip)
                 )
                 claimed = len(jobs)
+                if claimed:
+                    metrics.count_claim(claimed)
                 jobs = await self._admit(jobs)
             except Exception:
                 log.exception("claiming deliveries failed; trying again")
@@ -306,5 +309,7 @@ class Worker:
                 log.exception("recording %d attempts failed; trying again", len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        # Counted once committed, so the metrics match the stored attempts.
+        metrics.count_attempts(batch)
         if any(r.status == "pending" for r in batch):
             self.store.wakeup.notify()

@@ -105,8 +105,9 @@ class Served:
                 case.path_parameters[name] = pool[(turn // 2) % len(pool)]
 
     def learn_ids(self, case: schemathesis.Case, response: Any) -> None:
-        if not 200 <= response.status_code < 300 or not response.content:
-            return
+        media = response.headers.get("content-type", [""])[0]
+        if not 200 <= response.status_code < 300 or not media.startswith("application/json"):
+            return  # ids come in JSON bodies (/metrics answers in text)
         body = response.json()
         rows = body.get("data", [body]) if isinstance(body, dict) else []
         for row in rows:

@@ -15,7 +15,7 @@ from ..service import running
 from ..store import Store
 from . import errors
 from .limits import BodyLimits
-from .routes import deliveries, events, health, keys, subscriptions
+from .routes import deliveries, events, health, keys, metrics, subscriptions
 from .timeouts import RequestDeadline
 
 log = logging.getLogger("dispatcher.api")
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     for module in (events, keys, subscriptions, deliveries):
         app.include_router(module.router, responses=V1_ERRORS)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     if settings.ui_enabled:
         from ..ui import mount
 

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from ... import event_types
+from ... import event_types, metrics
 from ...store import KeyDeleted
 from ..auth import DELETED_KEY, Admin, IngestPublisher, Publisher, StoreDep
 from ..errors import BODY_ERRORS, ApiError, error_responses
@@ -23,6 +24,7 @@ from ..schemas import (
 )
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
+log = logging.getLogger("dispatcher.api")
 EventId = Annotated[str, path_id("evt")]
 
 
@@ -58,6 +60,11 @@ async def post_event(
         )
     except KeyDeleted:
         raise ApiError(401, "unauthorized", DELETED_KEY) from None
+    if created:
+        metrics.count_event(event["deliveries"])
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("event accepted", extra={"event_id": event["id"],
+                                               "deliveries": event["deliveries"]})
     return Response(EventAccepted.model_validate(event).model_dump_json(),
                     status_code=202 if created else 200, media_type="application/json")
 
