@@ -33,6 +33,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from . import logs
 from .config import Settings
 from .database import open_database
 from .models import utcnow
@@ -41,15 +42,6 @@ from .store import DeliveryFilter, NotFound, Page, Store, rfc3339
 app = typer.Typer(help="dispatcher: webhook fan-out service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request at info; the worker records every attempt itself.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
 
 
 def run_loop(main: Awaitable[Any]) -> Any:
@@ -64,12 +56,14 @@ def _serve(settings: Settings, workers: bool, host: str | None, port: int | None
     from .api import create_app
     from .service import ApiServer
 
-    _logging(settings)
+    logs.configure(settings)
     migrate.upgrade(settings.database_url)
     config = uvicorn.Config(
         create_app(settings, workers=workers),
         host=host or settings.host,
         port=port if port is not None else settings.port,
+        # Our handler and format (logs.configure) for uvicorn's loggers too.
+        log_config=None,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
     )
@@ -113,7 +107,7 @@ def worker(
     from .service import running
 
     settings = Settings()
-    _logging(settings)
+    logs.configure(settings)
     port = metrics_port if metrics_port is not None else settings.metrics_port
     stop_metrics = None
     if port is not None:

@@ -227,7 +227,9 @@ class Worker:
         except Exception:
             # Not recorded: the lease runs out and the delivery is attempted again.
             self.leased.discard(job.delivery_id)
-            log.exception("attempt of delivery %s failed inside dispatcher", job.delivery_id)
+            log.exception("attempt of delivery %s failed inside dispatcher", job.delivery_id,
+                          extra={"delivery_id": job.delivery_id, "event_id": job.event_id,
+                                 "subscription_id": job.subscription_id})
 
     async def _attempt_and_queue(self, job: Job) -> None:
         response = await send(
@@ -309,7 +311,29 @@ class Worker:
                 log.exception("recording %d attempts failed; trying again", len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        # Counted once committed, so the metrics match the stored attempts.
+        # Counted and logged once committed, so both match the stored attempts.
         metrics.count_attempts(batch)
+        if log.isEnabledFor(logging.INFO):
+            _log_attempts(batch)
         if any(r.status == "pending" for r in batch):
             self.store.wakeup.notify()
+
+
+def _log_attempts(batch: list[AttemptRecord]) -> None:
+    """One line per attempt, with the ids it concerns; never the URL, headers or secrets
+    (the subscription id names the target)."""
+    for r in batch:
+        job = r.job
+        log.info(
+            "attempt %d of %s: %s in %d ms, %s; delivery %s", job.number, job.delivery_id,
+            "no answer" if r.status_code is None else r.status_code, r.duration_ms,
+            r.outcome, r.status,
+            extra={
+                "event_id": job.event_id, "delivery_id": job.delivery_id,
+                "subscription_id": job.subscription_id, "attempt_id": r.id,
+                "number": job.number, "trigger": job.trigger, "status_code": r.status_code,
+                "duration_ms": r.duration_ms, "outcome": r.outcome,
+                "delivery_status": r.status, "next_attempt_at": r.next_attempt_at,
+                "error": r.error,
+            },
+        )
