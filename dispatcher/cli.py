@@ -109,16 +109,6 @@ def worker(
     settings = Settings()
     logs.configure(settings)
     port = metrics_port if metrics_port is not None else settings.metrics_port
-    stop_metrics = None
-    if port is not None:
-        from .metrics import serve_process_metrics
-
-        try:
-            stop_metrics = serve_process_metrics(settings.host, port, settings.metrics_token)
-        except OSError as exc:
-            _fail(f"cannot serve metrics on {settings.host}:{port}: {exc.strerror or exc}")
-        logging.getLogger("dispatcher").info(
-            "metrics at http://%s:%d/metrics", settings.host, port)
 
     async def main() -> None:
         async with running(settings, workers=True) as runtime:
@@ -126,14 +116,27 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, runtime.worker.stop)
+            # Served once the worker runs: a metrics endpoint that answers means a worker.
+            stop_metrics = None if port is None else _serve_metrics(settings, port)
             logging.getLogger("dispatcher").info("worker %s started", runtime.worker.owner)
-            await runtime.worker_task
+            try:
+                await runtime.worker_task
+            finally:
+                if stop_metrics is not None:
+                    stop_metrics()
+
+    run_loop(main())
+
+
+def _serve_metrics(settings: Settings, port: int) -> Callable[[], None]:
+    from .metrics import serve_process_metrics
 
     try:
-        run_loop(main())
-    finally:
-        if stop_metrics is not None:
-            stop_metrics()
+        stop = serve_process_metrics(settings.host, port, settings.metrics_token)
+    except OSError as exc:
+        _fail(f"cannot serve metrics on {settings.host}:{port}: {exc.strerror or exc}")
+    logging.getLogger("dispatcher").info("metrics at http://%s:%d/metrics", settings.host, port)
+    return stop
 
 
 @db_app.command("upgrade")
