@@ -3,6 +3,7 @@ and the pure parts (sessions, the chart)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -283,3 +284,26 @@ def test_chart_counts_every_minute_of_the_window():
     assert 'data-succeeded="5"' in svg and 'data-failed="3"' in svg
     assert svg.count("<rect") == 3
     assert "13:28: 5 succeeded, 2 failed" in svg
+
+
+def test_every_change_from_the_dashboard_is_logged_with_its_key_id(app_server, admin, caplog):
+    caplog.set_level(logging.INFO, logger="dispatcher.ui")
+    delivery = failed_delivery(admin)
+    admin_key = next(k for k in admin.get("/v1/api-keys").json()["data"] if k["role"] == "admin")
+    with logged_in(app_server) as client:
+        token = csrf_of(client, f"/ui/deliveries/{delivery['id']}")
+        client.post(f"/ui/deliveries/{delivery['id']}/retry", data={"csrf": token})
+        client.post(f"/ui/subscriptions/{delivery['subscription_id']}/enabled",
+                    data={"csrf": token, "enabled": "false"})
+    with browser_for(app_server) as client:
+        client.post("/ui/login", data={"key": "wrong-key-0123456789"})
+    lines = [(r.getMessage(), getattr(r, "key_id", None), r) for r in caplog.records
+             if r.name == "dispatcher.ui"]
+    said = {message: key for message, key, _ in lines}
+    assert said["dashboard: logged in"] == admin_key["id"]
+    assert said["dashboard: retry now"] == admin_key["id"]
+    assert said["dashboard: subscription disabled"] == admin_key["id"]
+    assert "dashboard: log-in refused (unknown key)" in said
+    retry = next(r for m, _, r in lines if m == "dashboard: retry now")
+    assert retry.delivery_id == delivery["id"]
+    assert not any(ADMIN_TOKEN in m or "wrong-key" in m for m, _, _ in lines)

@@ -8,6 +8,7 @@ form carrying the session's CSRF token (and, when the browser sends one, a same-
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,8 @@ from .replays import ReplayJobs
 from .session import COOKIE, Session, csrf_ok, key_id_of, make_cookie, open_session
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+# Who did what from the dashboard: one info line per change (key ids, never keys).
+audit = logging.getLogger("dispatcher.ui")
 T = TypeVar("T")
 
 STATUSES = ("pending", "succeeded", "failed", "held", "cancelled")
@@ -171,8 +174,11 @@ async def log_in(request: Request) -> Response:
     if found is None or found["role"] != "admin":
         message = ("Unknown or deleted API key." if found is None
                    else "Only admin keys can use the dashboard.")
+        audit.warning("dashboard: log-in refused (%s)", "unknown key" if found is None
+                      else f"a {found['role']} key", extra={"key_id": found and found["id"]})
         return render(request, "login.html", status=401 if found is None else 403,
                       next=next_path, error=message)
+    audit.info("dashboard: logged in", extra={"key_id": found["id"]})
     settings = request.state.settings
     lifetime = int(settings.ui_session_hours * 3600)
     cookie = make_cookie(found["id"], found["key_hash"], int(time.time()) + lifetime)
@@ -254,6 +260,8 @@ async def set_enabled(request: Request, session: Admin, sub_id: str) -> Response
     await _found(_store(request).update_subscription(_sub_id(sub_id), None,
                                                      {"enabled": enabled}))
     done = "enabled" if enabled else "disabled"
+    audit.info("dashboard: subscription %s", done,
+               extra={"key_id": session.key_id, "subscription_id": sub_id})
     return RedirectResponse(f"/ui/subscriptions/{sub_id}?done={done}", status_code=303)
 
 
@@ -269,6 +277,8 @@ async def rotate(request: Request, session: Admin, sub_id: str) -> Response:
             request, session, sub_id, status=400,
             rotate_error="The grace period is a number of hours from 0 to 720.")
     row = await _found(_store(request).rotate_secret(_sub_id(sub_id), None, hours * 3600, None))
+    audit.info("dashboard: signing secret rotated (grace %g h)", hours,
+               extra={"key_id": session.key_id, "subscription_id": sub_id})
     return await _subscription_page(request, session, sub_id, new_secret=row["secrets"][0],
                                     grace_hours=hours)
 
@@ -293,6 +303,9 @@ async def test_event(request: Request, session: Admin, sub_id: str) -> Response:
     sub = await _found(_store(request).get_subscription(_sub_id(sub_id), None))
     result = await send_test(request.state.http_client, request.state.settings, sub,
                              event_type, data)
+    audit.info("dashboard: test event sent", extra={
+        "key_id": session.key_id, "subscription_id": sub_id, "status_code": result.status_code,
+        "duration_ms": result.duration_ms, "outcome": result.outcome})
     return await _subscription_page(request, session, sub_id, test_result=result,
                                     test_type=event_type, test_data=fields.get("data", ""))
 
@@ -382,6 +395,8 @@ async def retry(request: Request, session: Admin, delivery_id: str) -> Response:
     except Conflict as exc:
         return await _delivery_page(request, session, delivery_id, status=409,
                                     error=exc.message)
+    audit.info("dashboard: retry now", extra={"key_id": session.key_id,
+                                              "delivery_id": delivery_id})
     return RedirectResponse(f"/ui/deliveries/{delivery_id}?done=retry", status_code=303)
 
 
@@ -407,6 +422,8 @@ async def replay_start(request: Request, session: Admin) -> Response:
     store = _store(request)
     total = await store.count_replayable(chosen)
     job = request.app.state.replay_jobs.start(store, chosen, total)
+    audit.info("dashboard: replay %s of %d failed deliveries started (%s)", job.id, total,
+               chosen, extra={"key_id": session.key_id})
     return RedirectResponse(f"/ui/replay/{job.id}", status_code=303)
 
 

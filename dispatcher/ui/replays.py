@@ -62,6 +62,7 @@ class ReplayJobs:
 
         try:
             job.replayed = await store.replay(job.filter, batch=BATCH, progress=progress)
+            log.info("dashboard: replay %s done", job.id, extra={"replayed": job.replayed})
         except Exception as exc:  # shown on the progress page; the log has the rest
             log.exception("replay %s failed", job.id)
             job.error = f"{type(exc).__name__}: the replay stopped; see the server log"
