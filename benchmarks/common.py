@@ -161,7 +161,8 @@ class DispatcherProcess:
 
     ``with DispatcherProcess("api", database_url, DISPATCHER_X="y") as p:`` starts it and
     waits until it is ready (``/healthz`` for serve and api, ``/metrics`` for a worker,
-    served once its loop runs); leaving stops it with SIGTERM (SIGKILL after 30 s). Its log is ``p.log()``.
+    served once its loop runs); leaving stops it with SIGTERM (SIGKILL after 30 s). Its log
+    is ``p.log()``.
     """
 
     def __init__(self, command: str, database_url: str, **env: str) -> None:

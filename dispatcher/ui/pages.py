@@ -92,6 +92,8 @@ class PageError(Exception):
 
 def render(request: Request, name: str, status: int = 200, session: Session | None = None,
            **context: Any) -> HTMLResponse:
+    # After a change, its page is shown again with ?done=<what> (a fixed text, not echoed).
+    context.setdefault("done", DONE.get(request.query_params.get("done", "")))
     html = templates.get_template(name).render(
         request=request, session=session, path=request.url.path, **context)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
@@ -242,8 +244,7 @@ async def _subscription_page(request: Request, session: Admin, sub_id: str,
     recent = await store.list_deliveries(None, subscription_id=sub_id, limit=20)
     last = await store.last_successes([sub_id])
     return render(request, "subscription.html", status=status, session=session, sub=sub,
-                  recent=recent.rows, last_success=last.get(sub_id),
-                  done=DONE.get(request.query_params.get("done", "")), **context)
+                  recent=recent.rows, last_success=last.get(sub_id), **context)
 
 
 @router.get("/subscriptions/{sub_id}")
@@ -378,8 +379,7 @@ async def _delivery_page(request: Request, session: Session, delivery_id: str,
     in_flight = (delivery["status"] == "pending" and delivery["lease_until"] is not None
                  and delivery["lease_until"] > utcnow())
     return render(request, "delivery.html", status=status, session=session, d=delivery,
-                  attempts=attempts.rows, payload=payload, in_flight=in_flight,
-                  done=DONE.get(request.query_params.get("done", "")), **context)
+                  attempts=attempts.rows, payload=payload, in_flight=in_flight, **context)
 
 
 @router.get("/deliveries/{delivery_id}")
