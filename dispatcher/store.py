@@ -847,14 +847,18 @@ class Store:
 
     async def retry_now(self, delivery_id: str, owner: str | None) -> dict[str, Any]:
         """Schedule one manual attempt now, whatever the delivery's status."""
-        d = delivery_table
+        d, s = delivery_table, subscription_table
         now = utcnow()
         async with self.writer.begin() as conn:
             stmt = self._delivery_query(owner).where(d.c.id == delivery_id)
             row = (await conn.execute(stmt)).first()
             if row is None:
                 raise NotFound(delivery_id)
-            if row.status == "cancelled":
+            # As replay does, leave deliveries of deleted subscriptions alone, finished
+            # ones too: their URL is no longer anyone's to send to.
+            deleted = await conn.scalar(sa.select(s.c.deleted_at).where(
+                s.c.id == row.subscription_id))
+            if row.status == "cancelled" or deleted is not None:
                 raise Conflict("subscription_deleted", "the delivery's subscription was deleted")
             if row.status == "pending" and row.lease_until is not None and row.lease_until > now:
                 raise Conflict("attempt_in_progress", "an attempt of this delivery is under way")

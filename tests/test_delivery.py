@@ -284,6 +284,19 @@ def test_failed_manual_retry_leaves_the_delivery_failed(admin):
         assert receiver.count() == 2
 
 
+def test_a_finished_delivery_of_a_deleted_subscription_is_not_retried(admin):
+    with Receiver(lambda n, r: Reply(400)) as receiver:
+        sub = subscribe(admin, receiver.url)
+        [delivery] = settled(admin, publish(admin)["id"])
+        assert delivery["status"] == "failed"
+        assert admin.delete(f"/v1/subscriptions/{sub['id']}").status_code == 204
+        refused = admin.post(f"/v1/deliveries/{delivery['id']}/retry")
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "subscription_deleted"
+        assert admin.get(f"/v1/deliveries/{delivery['id']}").json()["status"] == "failed"
+        assert receiver.count() == 1
+
+
 def test_reenabling_releases_held_deliveries_and_deleting_cancels(admin):
     with Receiver() as receiver, Receiver() as doomed:
         sub = subscribe(admin, receiver.url, enabled=False)

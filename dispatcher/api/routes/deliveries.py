@@ -67,7 +67,7 @@ async def list_attempts(
     "/{delivery_id}/retry", status_code=202, response_model=DeliveryOut,
     responses=error_responses(
         *BODY_ERRORS, 404, 409,
-        s409="attempt_in_progress, or subscription_deleted (a cancelled delivery)"),
+        s409="attempt_in_progress, or subscription_deleted: its subscription was deleted"),
 )
 async def retry_delivery(delivery_id: DeliveryId, who: SubscriberOrAdmin, store: StoreDep) -> dict:
     """One more attempt now (trigger ``manual``), whatever the status."""
