@@ -149,6 +149,17 @@ def test_forms_cannot_be_posted_without_a_session(app_server, admin):
     assert len(attempts_of(admin, delivery["id"])) == 1
 
 
+def test_only_the_dashboard_takes_form_posts(app_server, admin):
+    # The API stays JSON only: the same form body is refused there, with the dashboard on.
+    refused = admin.post("/v1/events", content=b"type=a.b",
+                         headers={"content-type": "application/x-www-form-urlencoded"})
+    assert refused.status_code == 415
+    assert refused.json()["error"]["code"] == "unsupported_media_type"
+    with browser_for(app_server) as client:  # and the dashboard reads it as a form
+        answer = client.post("/ui/login", data={"key": ADMIN_TOKEN})
+        assert answer.status_code == 303
+
+
 def test_pages_forbid_framing_and_foreign_scripts(app_server):
     with logged_in(app_server) as client:
         page = client.get("/ui")

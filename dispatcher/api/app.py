@@ -71,7 +71,9 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
         lifespan=lifespan,
     )
     errors.install(app)
-    app.add_middleware(BodyLimits, max_bytes=settings.max_payload_bytes)
+    # The dashboard's pages post HTML forms; the API takes JSON only.
+    app.add_middleware(BodyLimits, max_bytes=settings.max_payload_bytes,
+                       forms_under=("/ui/",) if settings.ui_enabled else ())
     # Added last, so outermost: the deadline covers reading the body too.
     app.add_middleware(RequestDeadline, seconds=settings.api_request_timeout_seconds)
     # Routes are matched in order, one by one: ingest, the hot path, comes first.

@@ -21,10 +21,8 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def _is_dashboard_form(scope: Scope, content_type: str) -> bool:
-    """The dashboard's pages post HTML forms; the API takes JSON only."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/x-www-form-urlencoded" and scope["path"].startswith("/ui/")
+def _is_form(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
 
 
 SUSPECT = re.compile(rb"NaN|Infinity|\\u[dD][89a-fA-F]")
@@ -70,9 +68,12 @@ def strict_json_problem(body: bytes) -> str | None:
 
 
 class BodyLimits:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``forms_under``: paths (prefixes) that take HTML form posts instead of JSON."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, forms_under: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.forms_under = forms_under
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"].encode() not in BODY_METHODS:
@@ -99,13 +100,16 @@ class BodyLimits:
                 await _reject(send, 413, "payload_too_large", self._too_large())
                 return
         content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if body and not (_is_json(content_type) or _is_dashboard_form(scope, content_type)):
-            await _reject(send, 415, "unsupported_media_type", "send the body as application/json")
-            return
-        problem = strict_json_problem(bytes(body))
-        if problem is not None:
-            await _reject(send, 400, "invalid_json", problem)
-            return
+        form = scope["path"].startswith(self.forms_under) and _is_form(content_type)
+        if body and not form:
+            if not _is_json(content_type):
+                await _reject(send, 415, "unsupported_media_type",
+                              "send the body as application/json")
+                return
+            problem = strict_json_problem(bytes(body))
+            if problem is not None:
+                await _reject(send, 400, "invalid_json", problem)
+                return
 
         sent = False
 

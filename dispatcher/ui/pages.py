@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -221,8 +222,9 @@ def _cursor(value: str | None, prefix: str) -> str | None:
     return value
 
 
-def _sub_id(value: str) -> str:
-    if not ids.is_id(value, "sub"):
+def _path_id(value: str, prefix: str) -> str:
+    """An id from the path; one of the wrong shape names nothing (404, as in the API)."""
+    if not ids.is_id(value, prefix):
         raise PageError(404, f"Nothing is called {value}.")
     return value
 
@@ -238,9 +240,12 @@ async def subscriptions(request: Request, session: Admin, cursor: str | None = N
 
 
 async def _subscription_page(request: Request, session: Admin, sub_id: str,
-                             status: int = 200, **context: Any) -> Response:
+                             status: int = 200, sub: dict[str, Any] | None = None,
+                             **context: Any) -> Response:
+    """``sub``: the row, when the caller has just read or changed it."""
     store = _store(request)
-    sub = await _found(store.get_subscription(_sub_id(sub_id), None))
+    if sub is None:
+        sub = await _found(store.get_subscription(_path_id(sub_id, "sub"), None))
     recent = await store.list_deliveries(None, subscription_id=sub_id, limit=20)
     last = await store.last_successes([sub_id])
     return render(request, "subscription.html", status=status, session=session, sub=sub,
@@ -258,7 +263,7 @@ async def set_enabled(request: Request, session: Admin, sub_id: str) -> Response
     if fields.get("enabled") not in ("true", "false"):
         raise PageError(400, "enabled must be true or false.")
     enabled = fields["enabled"] == "true"
-    await _found(_store(request).update_subscription(_sub_id(sub_id), None,
+    await _found(_store(request).update_subscription(_path_id(sub_id, "sub"), None,
                                                      {"enabled": enabled}))
     done = "enabled" if enabled else "disabled"
     audit.info("dashboard: subscription %s", done,
@@ -277,11 +282,12 @@ async def rotate(request: Request, session: Admin, sub_id: str) -> Response:
         return await _subscription_page(
             request, session, sub_id, status=400,
             rotate_error="The grace period is a number of hours from 0 to 720.")
-    row = await _found(_store(request).rotate_secret(_sub_id(sub_id), None, hours * 3600, None))
+    row = await _found(_store(request).rotate_secret(_path_id(sub_id, "sub"), None,
+                                                     hours * 3600, None))
     audit.info("dashboard: signing secret rotated (grace %g h)", hours,
                extra={"key_id": session.key_id, "subscription_id": sub_id})
-    return await _subscription_page(request, session, sub_id, new_secret=row["secrets"][0],
-                                    grace_hours=hours)
+    return await _subscription_page(request, session, sub_id, sub=row,
+                                    new_secret=row["secrets"][0], grace_hours=hours)
 
 
 @router.post("/subscriptions/{sub_id}/test")
@@ -301,13 +307,13 @@ async def test_event(request: Request, session: Admin, sub_id: str) -> Response:
         return await _subscription_page(request, session, sub_id, status=400,
                                         test_error=problem, test_type=event_type,
                                         test_data=fields.get("data", ""))
-    sub = await _found(_store(request).get_subscription(_sub_id(sub_id), None))
+    sub = await _found(_store(request).get_subscription(_path_id(sub_id, "sub"), None))
     result = await send_test(request.state.http_client, request.state.settings, sub,
                              event_type, data)
     audit.info("dashboard: test event sent", extra={
         "key_id": session.key_id, "subscription_id": sub_id, "status_code": result.status_code,
         "duration_ms": result.duration_ms, "outcome": result.outcome})
-    return await _subscription_page(request, session, sub_id, test_result=result,
+    return await _subscription_page(request, session, sub_id, sub=sub, test_result=result,
                                     test_type=event_type, test_data=fields.get("data", ""))
 
 
@@ -363,16 +369,10 @@ async def deliveries(request: Request, session: Admin) -> Response:
                   replay_query=_query({**filters, "status": "failed"}))
 
 
-def _delivery_id(value: str) -> str:
-    if not ids.is_id(value, "dlv"):
-        raise PageError(404, f"Nothing is called {value}.")
-    return value
-
-
 async def _delivery_page(request: Request, session: Session, delivery_id: str,
                          status: int = 200, **context: Any) -> Response:
     store = _store(request)
-    delivery = await _found(store.get_delivery(_delivery_id(delivery_id), None))
+    delivery = await _found(store.get_delivery(_path_id(delivery_id, "dlv"), None))
     attempts = await store.list_attempts(delivery_id, None, None, 500, "asc")
     event = await _found(store.get_event(delivery["event_id"], None))
     payload = bytes(event["payload"])[:4096].decode("utf-8", errors="replace")
@@ -391,7 +391,7 @@ async def delivery(request: Request, session: Admin, delivery_id: str) -> Respon
 async def retry(request: Request, session: Admin, delivery_id: str) -> Response:
     await form_of(request, session)
     try:
-        await _found(_store(request).retry_now(_delivery_id(delivery_id), None))
+        await _found(_store(request).retry_now(_path_id(delivery_id, "dlv"), None))
     except Conflict as exc:
         return await _delivery_page(request, session, delivery_id, status=409,
                                     error=exc.message)
@@ -434,8 +434,7 @@ async def replay_progress(request: Request, session: Admin, job_id: str) -> Resp
         raise PageError(404, "No replay of that name is known to this server (replays are "
                              "tracked by the process that started them, until it restarts).")
     return render(request, "replay_progress.html", session=session, job=job,
-                  back=_query({k: getattr(job.filter, k) for k in
-                               ("status", "subscription_id", "event_type", "since", "until")}))
+                  back=_query(asdict(job.filter)))
 
 
 # ---- wiring -----------------------------------------------------------------------------
