@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -318,3 +319,12 @@ def test_every_change_from_the_dashboard_is_logged_with_its_key_id(app_server, a
     retry = next(r for m, _, r in lines if m == "dashboard: retry now")
     assert retry.delivery_id == delivery["id"]
     assert not any(ADMIN_TOKEN in m or "wrong-key" in m for m, _, _ in lines)
+
+
+def test_readme_shows_the_overview_and_a_delivery_detail():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    shown = re.findall(r"!\[[^\]]*\]\((docs/screenshots/[\w.-]+\.png)\)", readme)
+    assert {"docs/screenshots/overview.png", "docs/screenshots/delivery.png"} <= set(shown)
+    for path in shown:
+        image = Path(__file__).resolve().parent.parent / path
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
