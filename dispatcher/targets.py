@@ -1,10 +1,10 @@
 """Which URLs a subscription may point at.
 
 At creation the URL must be http(s) with a host, and a host that is an IP literal (or a
-name for this machine, like ``localhost``) must not be private, loopback, link-local,
-multicast or reserved, unless the operator allows private targets. Names are not resolved
-here: what a name resolves to can change, so the resolved address is what must be checked
-at connect time.
+name for this machine, like ``localhost``) must be an address the ``AddressGuard`` permits:
+not private, loopback, link-local, multicast or reserved, unless the operator allows private
+targets or the address is in ``DISPATCHER_ALLOWED_CIDRS``. Names are not resolved here: what
+a name resolves to can change, so the same guard checks the resolved address at connect time.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
 
 
 class InvalidTarget(ValueError):
@@ -46,7 +47,7 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
-def check_url(url: str, allow_private: bool) -> str:
+def check_url(url: str, guard: AddressGuard) -> str:
     """The URL, normalised a little; raises InvalidTarget."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidTarget(f"url is longer than {MAX_URL_LENGTH} characters")
@@ -66,20 +67,28 @@ def check_url(url: str, allow_private: bool) -> str:
         raise InvalidTarget("url must not carry credentials; use subscription headers")
     if port == 0:
         raise InvalidTarget("url port must be between 1 and 65535")
-    if allow_private:
-        return url
     name = host.rstrip(".").lower()
     if name in LOCAL_NAMES or name.endswith(".localhost"):
-        raise InvalidTarget("url points at this machine; private targets are not allowed")
-    address = _ip_literal(host)
-    if address is None:
+        # A name for this machine stands for its loopback addresses; one permitted is enough.
+        if not any(guard.permits(a) for a in LOOPBACK_ADDRESSES):
+            raise InvalidTarget(_refusal(f"{host}, this machine", "127.0.0.0/8"))
         return url
-    if is_blocked_address(address):
-        raise InvalidTarget(
-            f"url points at a private, loopback, link-local, multicast or reserved address "
-            f"({address}); private targets are not allowed"
-        )
+    address = _ip_literal(host)
+    if address is not None and not guard.permits_address(address):
+        raise InvalidTarget(_refusal(str(address), _network_hint(address)))
     return url
+
+
+def _network_hint(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    shown = mapped or address
+    return f"{shown}/{shown.max_prefixlen}"
+
+
+def _refusal(what: str, cidr: str) -> str:
+    return (f"url points at {what}, a private, loopback, link-local, multicast or reserved "
+            f"address; to allow it, add its range to DISPATCHER_ALLOWED_CIDRS (for example "
+            f"{cidr}) or set DISPATCHER_ALLOW_PRIVATE_TARGETS=true")
 
 
 class BlockedAddress(OSError):
@@ -104,9 +113,12 @@ class AddressGuard:
         self.allowed = [ipaddress.ip_network(c, strict=False) for c in allowed]
 
     def permits(self, address: str) -> bool:
+        """May a connection go to this address (as a resolver gives it, zone id included)?"""
+        return self.permits_address(ipaddress.ip_address(address.split("%", 1)[0]))
+
+    def permits_address(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         if self.allow_private:
             return True
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
         if any(ip in net for net in self.allowed):
             return True
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

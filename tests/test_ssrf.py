@@ -119,3 +119,49 @@ def test_allowed_cidrs_open_only_their_range():
     assert guard.permits("10.20.3.4") and guard.permits("fd00::5")
     assert guard.permits("::ffff:10.20.3.4")  # IPv4-mapped form of an allowed address
     assert not guard.permits("10.21.0.1") and not guard.permits("127.0.0.1")
+
+
+# Every address form of the guard's table, plus the spellings a resolver reads as loopback.
+ADDRESS_FORMS = [
+    "127.0.0.1", "10.1.2.3", "172.16.5.4", "192.168.0.10", "169.254.169.254", "0.0.0.0",
+    "100.64.0.1", "224.0.0.1", "[::1]", "[fc00::1]", "[fe80::1%25eth0]",
+    "[::ffff:127.0.0.1]", "[::ffff:10.0.0.1]", "[::]", "8.8.8.8", "1.1.1.1",
+    "[2606:4700::1111]", "127.1", "2130706433", "0x7f000001", "0177.0.0.1", "localhost",
+    "sub.localhost",
+]
+ALLOWED = ("127.0.0.0/8", "10.0.0.0/8", "fc00::/7")
+
+
+def test_allowed_cidrs_apply_at_creation_as_at_connect_time(serve):
+    guard = AddressGuard(False, ALLOWED)
+    with serve(allow_private_targets=False, allowed_cidrs=ALLOWED) as admin:
+        outcomes = {}
+        for host in ADDRESS_FORMS:
+            answer = admin.post("/v1/subscriptions", json={"url": f"http://{host}:9/dead"})
+            outcomes[host] = answer.status_code
+            if answer.status_code == 422:
+                error = answer.json()["error"]
+                assert error["code"] == "invalid_url"
+                assert "DISPATCHER_ALLOWED_CIDRS" in error["message"], error
+            else:
+                assert answer.status_code == 201, answer.text
+    # The connect-time guard decides the same for the address each form stands for.
+    expected = {}
+    for host in ADDRESS_FORMS:
+        literal = host.strip("[]").replace("%25", "%")
+        if host in ("127.1", "2130706433", "0x7f000001", "0177.0.0.1", "localhost",
+                    "sub.localhost"):
+            literal = "127.0.0.1"
+        expected[host] = 201 if guard.permits(literal) else 422
+    assert outcomes == expected
+    assert outcomes["127.0.0.1"] == outcomes["localhost"] == outcomes["10.1.2.3"] == 201
+    assert outcomes["192.168.0.10"] == outcomes["[::1]"] == outcomes["169.254.169.254"] == 422
+
+
+def test_without_allowed_cidrs_the_refusal_names_both_settings(serve):
+    with serve(allow_private_targets=False) as admin:
+        answer = admin.post("/v1/subscriptions", json={"url": "http://127.0.0.1:9/dead"})
+    assert answer.status_code == 422
+    message = answer.json()["error"]["message"]
+    assert "DISPATCHER_ALLOWED_CIDRS" in message and "127.0.0.1/32" in message
+    assert "DISPATCHER_ALLOW_PRIVATE_TARGETS" in message

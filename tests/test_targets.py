@@ -11,7 +11,13 @@ import ipaddress
 
 import pytest
 
-from dispatcher.targets import MAX_URL_LENGTH, InvalidTarget, check_url, is_blocked_address
+from dispatcher.targets import (
+    MAX_URL_LENGTH,
+    AddressGuard,
+    InvalidTarget,
+    check_url,
+    is_blocked_address,
+)
 
 PUBLIC = [
     "http://example.com",
@@ -116,31 +122,31 @@ ALWAYS_REFUSED = [
 @pytest.mark.parametrize("allow_private", [False, True])
 @pytest.mark.parametrize("url", PUBLIC)
 def test_public_urls_are_accepted(url, allow_private):
-    assert check_url(url, allow_private=allow_private) == url
+    assert check_url(url, AddressGuard(allow_private)) == url
 
 
 @pytest.mark.parametrize("url", PRIVATE)
 def test_private_targets_refused_unless_allowed(url):
     with pytest.raises(InvalidTarget):
-        check_url(url, allow_private=False)
+        check_url(url, AddressGuard(False))
 
 
 @pytest.mark.parametrize("url", PRIVATE + NON_CANONICAL_LOOPBACK)
 def test_private_targets_accepted_when_allowed(url):
-    assert check_url(url, allow_private=True) == url
+    assert check_url(url, AddressGuard(True)) == url
 
 
 @pytest.mark.parametrize("url", NON_CANONICAL_LOOPBACK)
 def test_non_canonical_ipv4_loopback_literals_refused(url):
     with pytest.raises(InvalidTarget):
-        check_url(url, allow_private=False)
+        check_url(url, AddressGuard(False))
 
 
 @pytest.mark.parametrize("allow_private", [False, True])
 @pytest.mark.parametrize("url", ALWAYS_REFUSED, ids=repr)
 def test_always_refused(url, allow_private):
     with pytest.raises(InvalidTarget) as info:
-        check_url(url, allow_private=allow_private)
+        check_url(url, AddressGuard(allow_private))
     assert str(info.value)  # says why
 
 
@@ -152,7 +158,7 @@ def test_url_at_max_length_is_accepted():
     url = "https://example.com/"
     url += "a" * (MAX_URL_LENGTH - len(url))
     assert len(url) == MAX_URL_LENGTH
-    assert check_url(url, allow_private=False) == url
+    assert check_url(url, AddressGuard(False)) == url
 
 
 @pytest.mark.parametrize(

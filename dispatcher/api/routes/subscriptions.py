@@ -10,7 +10,7 @@ from ...config import Settings
 from ...models import utcnow
 from ...policy import Verdict, classify
 from ...store import DeliveryFilter, encode_payload, valid_keys
-from ...targets import InvalidTarget, check_url
+from ...targets import AddressGuard, InvalidTarget, check_url
 from ..auth import Admin, StoreDep, SubscriberOrAdmin
 from ..errors import BODY_ERRORS, ApiError, error_responses
 from ..paging import PageParams, listing, page_params, path_id
@@ -36,7 +36,10 @@ TOO_MANY = ("too_many_subscriptions: the key owns DISPATCHER_MAX_SUBSCRIPTIONS_P
 
 def _checked_url(request: Request, url: str) -> str:
     try:
-        return check_url(url, request.state.settings.allow_private_targets)
+        settings = request.state.settings
+        # The connect-time guard's own rules (transport.py), so both agree on every address.
+        guard = AddressGuard(settings.allow_private_targets, settings.allowed_cidrs)
+        return check_url(url, guard)
     except InvalidTarget as exc:
         raise ApiError(422, "invalid_url", str(exc)) from None
 
