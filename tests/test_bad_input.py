@@ -1,6 +1,6 @@
 """Every kind of bad input gets a clear 4xx with the error envelope, never a 500.
 
-The contract (../shared/API.md): errors are ``{"error": {"code", "message"}}`` with the right
+The API reference (docs/api.md): errors are ``{"error": {"code", "message"}}`` with the right
 status, never a 500 for bad input, never a stack trace. The code's documented choices
 (dispatcher/api/errors.py): malformed JSON → 400 ``invalid_json``; invalid body fields → 422
 ``validation_error``; invalid query, path or header parameters → 400 ``invalid_parameter``.

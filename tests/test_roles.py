@@ -1,4 +1,4 @@
-"""The role matrix of ../shared/API.md: who may do what, and who sees what.
+"""The role matrix of docs/api.md: who may do what, and who sees what.
 
 One server for the module. ``world`` sets up, as admin: a publisher key, two subscriber keys,
 a subscription for each subscriber (and one for the admin), an admin event that fans out to

@@ -1,4 +1,4 @@
-"""Request and response bodies, as ../shared/API.md defines them."""
+"""Request and response bodies, as docs/api.md describes them."""
 
 from __future__ import annotations
 
