@@ -409,12 +409,45 @@ def deliveries_list(
                       "filter)")
 
 
+def _asks_first(yes: bool) -> bool:
+    """Whether a change is confirmed first: in a terminal, unless --yes; never for a script
+    (no terminal on stdin), so that scripts keep working unattended."""
+    return not yes and sys.stdin.isatty()
+
+
+def _declined(what: str) -> NoReturn:
+    typer.echo(f"not confirmed: {what}", err=True)
+    raise typer.Exit(1)
+
+
+def _matching(f: DeliveryFilter, count: int) -> str:
+    """``count`` deliveries of the filter ``f`` in words, e.g. "3 failed deliveries of
+    subscription sub_1"."""
+    words = [_count(count, f"{f.status} delivery", f"{f.status} deliveries")]
+    if f.subscription_id is not None:
+        words.append(f"of subscription {f.subscription_id}")
+    if f.event_type is not None:
+        words.append(f"of event type {f.event_type}")
+    if f.since is not None:
+        words.append(f"created at or after {_when(f.since)} UTC")
+    if f.until is not None:
+        words.append(f"{'and' if f.since else 'created'} before {_when(f.until)} UTC")
+    return " ".join(words)
+
+
+DRY_RUN_HELP = "change nothing: print what would be {}, and how many"
+YES = typer.Option(False, "--yes", "-y",
+                   help="go ahead without asking (in a terminal it asks first; a script, "
+                        "with no terminal on stdin, is never asked)")
+
+
 @app.command(help=(
     "Send matching deliveries again (default: the failed ones).\n\n"
     "Each match goes back to pending with a fresh retry budget, and its next attempts carry "
     "trigger `replay`; a running worker sends them. Matches of a disabled subscription "
-    "become held; deleted subscriptions are left alone. Counts the matches first and shows a "
-    f"progress bar while it works through them in batches.\n\n{DIRECT}"))
+    "become held; deleted subscriptions are left alone. Counts the matches first (--dry-run "
+    "stops there), asks for confirmation in a terminal (unless --yes), and shows a progress "
+    f"bar while it works through them in batches.\n\n{DIRECT}"))
 def replay(
     status: ReplayStatus = typer.Option(ReplayStatus.failed,
                                         help="replay deliveries in this status"),
@@ -424,18 +457,27 @@ def replay(
     until: datetime | None = CREATED_UNTIL,
     batch: int = typer.Option(1000, min=1, max=10_000,
                               help="deliveries per transaction (1 to 10000)"),
-    as_json: bool = typer.Option(False, "--json",
-                                 help='print {"replayed": N} on stdout, no progress bar'),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP.format("replayed")),
+    yes: bool = YES,
+    as_json: bool = typer.Option(
+        False, "--json",
+        help='print {"replayed": N} on stdout, no progress bar; with --dry-run '
+             '{"dry_run": true, "would_replay": N, "filter": {...}}'),
 ) -> None:
     _window(since, until)
     chosen = DeliveryFilter(status=status.value, subscription_id=subscription,
                             event_type=event_type, since=since, until=until)
 
-    async def body(store: Store) -> int:
+    async def body(store: Store) -> int | None:
         if subscription is not None:
             with _known_subscription(subscription):
                 await store.get_subscription(subscription, None)
         total = await store.count_replayable(chosen)
+        if dry_run:
+            return total
+        if total and _asks_first(yes) and not typer.confirm(
+                f"Replay {_matching(chosen, total)}?", default=False, err=True):
+            return None
         if as_json or total == 0:
             return await store.replay(chosen, batch)
         columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
@@ -446,15 +488,26 @@ def replay(
                                       progress=lambda n: bar.advance(task, n))
 
     done = _run(body)
-    if as_json:
+    if done is None:
+        _declined("nothing replayed")
+    if dry_run:
+        if as_json:
+            _print_json({"dry_run": True, "would_replay": done, "filter": {
+                "status": chosen.status, "subscription_id": subscription,
+                "event_type": event_type,
+                "since": None if since is None else rfc3339(since),
+                "until": None if until is None else rfc3339(until)}})
+        else:
+            typer.echo(f"dry run: would replay {_matching(chosen, done)}; nothing changed")
+    elif as_json:
         _print_json({"replayed": done})
     else:
         typer.echo(f"replayed {_count(done, 'delivery', 'deliveries')}")
 
 
 SUBSCRIPTION_COLUMNS = [
-    tables.Column("id"), tables.Column("state"), tables.Column("created (UTC)"), tables.Column("url", whole=False),
-    tables.Column("event types", whole=False)]
+    tables.Column("id"), tables.Column("state"), tables.Column("created (UTC)"),
+    tables.Column("url", whole=False), tables.Column("event types", whole=False)]
 
 
 @subscriptions_app.command("list", help=(
@@ -586,23 +639,45 @@ def keys_create(
     typer.echo(made["key"])
 
 
+def _pruned(counts: dict[str, int]) -> str:
+    return (f"{_count(counts['deliveries'], 'delivery', 'deliveries')}, "
+            f"{_count(counts['attempts'], 'attempt', 'attempts')} and "
+            f"{_count(counts['events'], 'event', 'events')}")
+
+
 @app.command(help=(
     "Delete old finished deliveries, their attempts, and events left with none.\n\n"
     "Finished: succeeded or cancelled, and failed with --include-failed; old: created more "
-    f"than --days ago. Works in batches.\n\n{DIRECT}"))
+    "than --days ago. Counts them first and asks for confirmation in a terminal (unless "
+    f"--yes); --dry-run only counts. Works in batches.\n\n{DIRECT}"))
 def prune(
     days: float | None = typer.Option(
         None, min=0, help="age in days past which finished deliveries go "
                           "(default: DISPATCHER_RETENTION_DAYS, 30)"),
     include_failed: bool = typer.Option(False, "--include-failed",
                                          help="delete failed deliveries too"),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP.format("deleted")),
+    yes: bool = YES,
     as_json: bool = typer.Option(
         False, "--json",
-        help='print {"deliveries", "attempts", "events", "older_than"} on stdout'),
+        help='print {"deliveries", "attempts", "events", "older_than"} on stdout; with '
+             '--dry-run {"dry_run": true, "would_delete": {"deliveries", "attempts", '
+             '"events"}, "older_than"}'),
 ) -> None:
-    async def body(store: Store) -> tuple[datetime, dict[str, int]]:
+    kept = "" if include_failed else "; failed ones kept (--include-failed deletes them)"
+
+    async def body(store: Store) -> tuple[datetime, dict[str, int] | None]:
         age = days if days is not None else store.db.settings.retention_days
         older_than = utcnow() - timedelta(days=age)
+        asks = not dry_run and _asks_first(yes)
+        if dry_run or asks:
+            counts = await store.count_prunable(older_than, include_failed)
+            if dry_run:
+                return older_than, counts
+            if any(counts.values()) and not typer.confirm(
+                    f"Delete {_pruned(counts)} (finished, created before {_when(older_than)} "
+                    f"UTC){kept}?", default=False, err=True):
+                return older_than, None
         if as_json:
             return older_than, await store.prune(older_than, include_failed)
         with Progress(SpinnerColumn(), TextColumn("pruning: {task.completed} deliveries"),
@@ -613,14 +688,20 @@ def prune(
         return older_than, counts
 
     older_than, counts = _run(body)
-    if as_json:
+    if counts is None:
+        _declined("nothing deleted")
+    if dry_run:
+        if as_json:
+            _print_json({"dry_run": True, "would_delete": counts,
+                         "older_than": rfc3339(older_than)})
+        else:
+            typer.echo(f"dry run: would delete {_pruned(counts)} (finished, created before "
+                       f"{_when(older_than)} UTC){kept}; nothing changed")
+    elif as_json:
         _print_json(counts | {"older_than": rfc3339(older_than)})
-        return
-    kept = "" if include_failed else "; failed ones kept (--include-failed deletes them)"
-    typer.echo(f"pruned {_count(counts['deliveries'], 'delivery', 'deliveries')}, "
-               f"{_count(counts['attempts'], 'attempt', 'attempts')} and "
-               f"{_count(counts['events'], 'event', 'events')} "
-               f"(finished, created before {_when(older_than)} UTC){kept}")
+    else:
+        typer.echo(f"pruned {_pruned(counts)} (finished, created before {_when(older_than)} "
+                   f"UTC){kept}")
 
 
 # ---- signing secrets at rest --------------------------------------------------------------
