@@ -116,9 +116,13 @@ def test_top_level_help_lists_the_operator_commands() -> None:
         assert name in out
 
 
-def test_python_m_runs_the_secrets_commands() -> None:
-    key = ok("sqlite+aiosqlite:///unused.db", "secrets", "generate-key").strip()
+def test_python_m_runs_the_secrets_commands(database_url: str) -> None:
+    key = ok(database_url, "secrets", "generate-key").strip()
     assert len(base64.urlsafe_b64decode(key)) == 32
+    on_store(database_url, lambda store: store.create_subscription(
+        "key_test", {"url": "http://127.0.0.1:9/h"}))
+    done = ok(database_url, "secrets", "reseal", "--json", DISPATCHER_SECRET_KEY=key)
+    assert json.loads(done) == {"resealed": 1}
 
 
 def every_command() -> list[list[str]]:
