@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -29,18 +29,46 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from typer.core import TyperGroup
 
-from . import logs
+from . import logs, tables
 from .config import Settings
 from .database import open_database
 from .models import utcnow
 from .store import DeliveryFilter, NotFound, Page, Store, rfc3339
 
-app = typer.Typer(help="dispatcher: webhook fan-out service.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+def _plain_flags(params: Iterable[Any]) -> None:
+    """Help shows flags with no value type: typer 0.29 prints ``<bool>`` beside them, as if
+    ``--json true`` were the way to set one."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class Commands(TyperGroup):
+    """A command group whose commands' flags, ``--help`` included, show as plain flags."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        _plain_flags(params)
+        return params
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _plain_flags([*command.params, command.get_help_option(ctx)])
+        return command
+
+
+def _group(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True, cls=Commands)
+
+
+app = _group("dispatcher: webhook fan-out service.")
+db_app = _group("Database schema.")
 app.add_typer(db_app, name="db")
 
 
@@ -157,11 +185,9 @@ DIRECT = (
     "It runs the same store code as the API, so the outcome is the same as the API's."
 )
 
-deliveries_app = typer.Typer(
-    help=f"Look at deliveries.\n\n{DIRECT}", no_args_is_help=True)
-subscriptions_app = typer.Typer(
-    help=f"List, disable and enable subscriptions.\n\n{DIRECT}", no_args_is_help=True)
-keys_app = typer.Typer(help=f"Create API keys.\n\n{DIRECT}", no_args_is_help=True)
+deliveries_app = _group(f"Look at deliveries.\n\n{DIRECT}")
+subscriptions_app = _group(f"List, disable and enable subscriptions.\n\n{DIRECT}")
+keys_app = _group(f"Create and list API keys.\n\n{DIRECT}")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(keys_app, name="keys")
@@ -305,11 +331,8 @@ def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _cut(text: str | None, width: int = 40) -> str:
-    if not text:
-        return ""
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
 
 
 def _console(stderr: bool = False) -> Console:
@@ -319,14 +342,9 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=wide, highlight=False)
 
 
-def _table(columns: Sequence[str]) -> Table:
-    table = Table(show_edge=False, pad_edge=False)
-    for name in columns:
-        if name.endswith("id"):
-            table.add_column(name, no_wrap=True, min_width=30)
-        else:
-            table.add_column(name)
-    return table
+def _print_rows(console: Console, columns: Sequence[tables.Column],
+                rows: Sequence[Sequence[str]]) -> None:
+    console.print(tables.render(columns, rows, console.width))
 
 
 def _count(number: int, one: str, many: str) -> str:
@@ -342,10 +360,17 @@ CREATED_SINCE = _time_option("only deliveries created at or after this time")
 CREATED_UNTIL = _time_option("only deliveries created before this time")
 
 
+DELIVERY_COLUMNS = [
+    tables.Column("id"), tables.Column("status"), tables.Column("event type", whole=False),
+    tables.Column("subscription id"), tables.Column("attempts"), tables.Column("last code"),
+    tables.Column("created (UTC)"), tables.Column("last error", whole=False)]
+
+
 @deliveries_app.command("list", help=(
     "List deliveries, newest first.\n\n"
-    "Shows id, event type, subscription, status, attempts, the last status code and error, "
-    f"and when it was created (UTC).\n\n{DIRECT}"))
+    "Shows id, status, event type, subscription, attempts, the last status code, when it was "
+    "created (UTC) and the last error, each whole: a table when the terminal is wide enough, "
+    f"else one block per delivery.\n\n{DIRECT}"))
 def deliveries_list(
     status: DeliveryStatus | None = typer.Option(None, help="only deliveries in this status"),
     subscription: str | None = ONLY_SUBSCRIPTION,
@@ -374,25 +399,55 @@ def deliveries_list(
     if not page.rows:
         console.print("no deliveries match")
         return
-    table = _table(["id", "event type", "subscription id", "status", "attempts", "last code",
-                    "last error", "created (UTC)"])
-    for row in page.rows:
-        code = row["last_status_code"]
-        table.add_row(row["id"], row["event_type"], row["subscription_id"], row["status"],
-                      str(row["attempts"]), "" if code is None else str(code),
-                      _cut(row["last_error"]), _when(row["created_at"]))
-    console.print(table)
+    _print_rows(console, DELIVERY_COLUMNS, [
+        [row["id"], row["status"], row["event_type"], row["subscription_id"],
+         str(row["attempts"]), "" if row["last_status_code"] is None
+         else str(row["last_status_code"]), _when(row["created_at"]), _one_line(row["last_error"])]
+        for row in page.rows])
     if page.next_cursor is not None:
         console.print(f"(the {limit} newest shown; more match: raise --limit or narrow the "
                       "filter)")
+
+
+def _asks_first(yes: bool) -> bool:
+    """Whether a change is confirmed first: in a terminal, unless --yes; never for a script
+    (no terminal on stdin), so that scripts keep working unattended."""
+    return not yes and sys.stdin.isatty()
+
+
+def _declined(what: str) -> NoReturn:
+    typer.echo(f"not confirmed: {what}", err=True)
+    raise typer.Exit(1)
+
+
+def _matching(f: DeliveryFilter, count: int) -> str:
+    """``count`` deliveries of the filter ``f`` in words, e.g. "3 failed deliveries of
+    subscription sub_1"."""
+    words = [_count(count, f"{f.status} delivery", f"{f.status} deliveries")]
+    if f.subscription_id is not None:
+        words.append(f"of subscription {f.subscription_id}")
+    if f.event_type is not None:
+        words.append(f"of event type {f.event_type}")
+    if f.since is not None:
+        words.append(f"created at or after {_when(f.since)} UTC")
+    if f.until is not None:
+        words.append(f"{'and' if f.since else 'created'} before {_when(f.until)} UTC")
+    return " ".join(words)
+
+
+DRY_RUN_HELP = "change nothing: print what would be {}, and how many"
+YES = typer.Option(False, "--yes", "-y",
+                   help="go ahead without asking (in a terminal it asks first; a script, "
+                        "with no terminal on stdin, is never asked)")
 
 
 @app.command(help=(
     "Send matching deliveries again (default: the failed ones).\n\n"
     "Each match goes back to pending with a fresh retry budget, and its next attempts carry "
     "trigger `replay`; a running worker sends them. Matches of a disabled subscription "
-    "become held; deleted subscriptions are left alone. Counts the matches first and shows a "
-    f"progress bar while it works through them in batches.\n\n{DIRECT}"))
+    "become held; deleted subscriptions are left alone. Counts the matches first (--dry-run "
+    "stops there), asks for confirmation in a terminal (unless --yes), and shows a progress "
+    f"bar while it works through them in batches.\n\n{DIRECT}"))
 def replay(
     status: ReplayStatus = typer.Option(ReplayStatus.failed,
                                         help="replay deliveries in this status"),
@@ -402,18 +457,27 @@ def replay(
     until: datetime | None = CREATED_UNTIL,
     batch: int = typer.Option(1000, min=1, max=10_000,
                               help="deliveries per transaction (1 to 10000)"),
-    as_json: bool = typer.Option(False, "--json",
-                                 help='print {"replayed": N} on stdout, no progress bar'),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP.format("replayed")),
+    yes: bool = YES,
+    as_json: bool = typer.Option(
+        False, "--json",
+        help='print {"replayed": N} on stdout, no progress bar; with --dry-run '
+             '{"dry_run": true, "would_replay": N, "filter": {...}}'),
 ) -> None:
     _window(since, until)
     chosen = DeliveryFilter(status=status.value, subscription_id=subscription,
                             event_type=event_type, since=since, until=until)
 
-    async def body(store: Store) -> int:
+    async def body(store: Store) -> int | None:
         if subscription is not None:
             with _known_subscription(subscription):
                 await store.get_subscription(subscription, None)
         total = await store.count_replayable(chosen)
+        if dry_run:
+            return total
+        if total and _asks_first(yes) and not typer.confirm(
+                f"Replay {_matching(chosen, total)}?", default=False, err=True):
+            return None
         if as_json or total == 0:
             return await store.replay(chosen, batch)
         columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
@@ -424,15 +488,33 @@ def replay(
                                       progress=lambda n: bar.advance(task, n))
 
     done = _run(body)
-    if as_json:
+    if done is None:
+        _declined("nothing replayed")
+    if dry_run:
+        if as_json:
+            _print_json({"dry_run": True, "would_replay": done, "filter": {
+                "status": chosen.status, "subscription_id": subscription,
+                "event_type": event_type,
+                "since": None if since is None else rfc3339(since),
+                "until": None if until is None else rfc3339(until)}})
+        else:
+            typer.echo(f"dry run: would replay {_matching(chosen, done)}; nothing changed")
+    elif as_json:
         _print_json({"replayed": done})
     else:
         typer.echo(f"replayed {_count(done, 'delivery', 'deliveries')}")
 
 
+SUBSCRIPTION_COLUMNS = [
+    tables.Column("id"), tables.Column("state"), tables.Column("created (UTC)"),
+    tables.Column("url", whole=False), tables.Column("event types", whole=False)]
+
+
 @subscriptions_app.command("list", help=(
     "List every subscription, newest first (never their signing secrets).\n\n"
-    "Shows id, url, event types, enabled, disabled reason and when it was created (UTC)."
+    "Shows id, state (enabled, or disabled and why), when it was created (UTC), url and event "
+    "types, each whole: a table when the terminal is wide enough, else one block per "
+    "subscription."
     f"\n\n{DIRECT}"))
 def subscriptions_list(
     as_json: bool = typer.Option(
@@ -459,12 +541,10 @@ def subscriptions_list(
     if not rows:
         console.print("no subscriptions")
         return
-    table = _table(["id", "url", "event types", "enabled", "disabled reason", "created (UTC)"])
-    for row in rows:
-        table.add_row(row["id"], row["url"], ", ".join(row["event_types"]),
-                      "yes" if row["enabled"] else "no", row["disabled_reason"] or "",
-                      _when(row["created_at"]))
-    console.print(table)
+    _print_rows(console, SUBSCRIPTION_COLUMNS, [
+        [row["id"], "enabled" if row["enabled"] else f"disabled ({row['disabled_reason']})",
+         _when(row["created_at"]), row["url"], ", ".join(row["event_types"])]
+        for row in rows])
 
 
 def _set_enabled(sub_id: str, enabled: bool) -> None:
@@ -491,6 +571,45 @@ def subscriptions_disable(sub_id: str = SUBSCRIPTION_ID) -> None:
 def subscriptions_enable(sub_id: str = SUBSCRIPTION_ID) -> None:
     _set_enabled(sub_id, True)
     typer.echo(f"subscription {sub_id} enabled; its held deliveries are pending again")
+
+
+KEY_COLUMNS = [tables.Column("id"), tables.Column("role"), tables.Column("created (UTC)"),
+               tables.Column("name", whole=False)]
+
+
+@keys_app.command("list", help=(
+    "List the API keys in use, newest first (never the keys themselves: only their hashes "
+    "are stored).\n\n"
+    "Shows id, role, when it was created (UTC) and name, each whole: a table when the "
+    f"terminal is wide enough, else one block per key.\n\n{DIRECT}"))
+def keys_list(
+    as_json: bool = typer.Option(
+        False, "--json",
+        help='print a JSON array on stdout of {"id", "role", "name", "created_at"}, as the API '
+             "does"),
+) -> None:
+    async def body(store: Store) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = await store.list_keys(cursor, 500, "desc")
+            found += page.rows
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    rows = _run(body)
+    if as_json:
+        out = _api_schemas().KeyOut
+        _print_json([out.model_validate(row).model_dump(mode="json") for row in rows])
+        return
+    console = _console()
+    if not rows:
+        console.print("no keys")
+        return
+    _print_rows(console, KEY_COLUMNS, [
+        [row["id"], row["role"], _when(row["created_at"]), _one_line(row["name"])]
+        for row in rows])
 
 
 def _key_name(value: str) -> str:
@@ -520,23 +639,45 @@ def keys_create(
     typer.echo(made["key"])
 
 
+def _pruned(counts: dict[str, int]) -> str:
+    return (f"{_count(counts['deliveries'], 'delivery', 'deliveries')}, "
+            f"{_count(counts['attempts'], 'attempt', 'attempts')} and "
+            f"{_count(counts['events'], 'event', 'events')}")
+
+
 @app.command(help=(
     "Delete old finished deliveries, their attempts, and events left with none.\n\n"
     "Finished: succeeded or cancelled, and failed with --include-failed; old: created more "
-    f"than --days ago. Works in batches.\n\n{DIRECT}"))
+    "than --days ago. Counts them first and asks for confirmation in a terminal (unless "
+    f"--yes); --dry-run only counts. Works in batches.\n\n{DIRECT}"))
 def prune(
     days: float | None = typer.Option(
         None, min=0, help="age in days past which finished deliveries go "
                           "(default: DISPATCHER_RETENTION_DAYS, 30)"),
     include_failed: bool = typer.Option(False, "--include-failed",
                                          help="delete failed deliveries too"),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP.format("deleted")),
+    yes: bool = YES,
     as_json: bool = typer.Option(
         False, "--json",
-        help='print {"deliveries", "attempts", "events", "older_than"} on stdout'),
+        help='print {"deliveries", "attempts", "events", "older_than"} on stdout; with '
+             '--dry-run {"dry_run": true, "would_delete": {"deliveries", "attempts", '
+             '"events"}, "older_than"}'),
 ) -> None:
-    async def body(store: Store) -> tuple[datetime, dict[str, int]]:
+    kept = "" if include_failed else "; failed ones kept (--include-failed deletes them)"
+
+    async def body(store: Store) -> tuple[datetime, dict[str, int] | None]:
         age = days if days is not None else store.db.settings.retention_days
         older_than = utcnow() - timedelta(days=age)
+        asks = not dry_run and _asks_first(yes)
+        if dry_run or asks:
+            counts = await store.count_prunable(older_than, include_failed)
+            if dry_run:
+                return older_than, counts
+            if any(counts.values()) and not typer.confirm(
+                    f"Delete {_pruned(counts)} (finished, created before {_when(older_than)} "
+                    f"UTC){kept}?", default=False, err=True):
+                return older_than, None
         if as_json:
             return older_than, await store.prune(older_than, include_failed)
         with Progress(SpinnerColumn(), TextColumn("pruning: {task.completed} deliveries"),
@@ -547,25 +688,25 @@ def prune(
         return older_than, counts
 
     older_than, counts = _run(body)
-    if as_json:
+    if counts is None:
+        _declined("nothing deleted")
+    if dry_run:
+        if as_json:
+            _print_json({"dry_run": True, "would_delete": counts,
+                         "older_than": rfc3339(older_than)})
+        else:
+            typer.echo(f"dry run: would delete {_pruned(counts)} (finished, created before "
+                       f"{_when(older_than)} UTC){kept}; nothing changed")
+    elif as_json:
         _print_json(counts | {"older_than": rfc3339(older_than)})
-        return
-    kept = "" if include_failed else "; failed ones kept (--include-failed deletes them)"
-    typer.echo(f"pruned {_count(counts['deliveries'], 'delivery', 'deliveries')}, "
-               f"{_count(counts['attempts'], 'attempt', 'attempts')} and "
-               f"{_count(counts['events'], 'event', 'events')} "
-               f"(finished, created before {_when(older_than)} UTC){kept}")
-
-
-if __name__ == "__main__":
-    app()
+    else:
+        typer.echo(f"pruned {_pruned(counts)} (finished, created before {_when(older_than)} "
+                   f"UTC){kept}")
 
 
 # ---- signing secrets at rest --------------------------------------------------------------
 
-secrets_app = typer.Typer(
-    help="Seal subscription signing secrets at rest (DISPATCHER_SECRET_KEY).",
-    no_args_is_help=True)
+secrets_app = _group("Seal subscription signing secrets at rest (DISPATCHER_SECRET_KEY).")
 app.add_typer(secrets_app, name="secrets")
 
 
@@ -594,3 +735,8 @@ def secrets_reseal(
         _print_json({"resealed": done})
     else:
         typer.echo(f"resealed the secrets of {_count(done, 'subscription', 'subscriptions')}")
+
+
+# Last, so that `python -m dispatcher.cli` knows every command defined above.
+if __name__ == "__main__":
+    app()

@@ -188,6 +188,21 @@ def _delivery_row(
         event_id, event_type, sub_id, enabled, now, trigger), strict=True))
 
 
+def _prunable(older_than: datetime, include_failed: bool) -> list[sa.ColumnElement[bool]]:
+    """The deliveries prune deletes: finished and created before ``older_than``."""
+    d = delivery_table
+    statuses = ["succeeded", "cancelled"] + (["failed"] if include_failed else [])
+    # The id bound lets the primary key index narrow the scan.
+    return [d.c.id < ids.time_bound("dlv", _slack(older_than, +1)), d.c.status.in_(statuses),
+            d.c.created_at < older_than]
+
+
+def _old_events(older_than: datetime) -> list[sa.ColumnElement[bool]]:
+    """The events prune deletes once no delivery is left to them."""
+    e = event_table
+    return [e.c.id < ids.time_bound("evt", _slack(older_than, +1)), e.c.created_at < older_than]
+
+
 async def _hold_pending(conn: Any, sub_ids: Sequence[str], now: datetime) -> None:
     """Deliveries of disabled subscriptions wait as ``held`` (not in flight ones: their
     attempt's record holds them)."""
@@ -1275,14 +1290,11 @@ class Store:
         """Delete finished deliveries created before ``older_than`` with their attempts, then
         events with no delivery left; batch by batch. ``failed`` ones only when asked."""
         a, d, e = attempt_table, delivery_table, event_table
-        statuses = ["succeeded", "cancelled"] + (["failed"] if include_failed else [])
-        bound = ids.time_bound("dlv", _slack(older_than, +1))
         counts = {"deliveries": 0, "attempts": 0, "events": 0}
         while True:
             async with self.writer.begin() as conn:
                 chosen = (await conn.execute(
-                    sa.select(d.c.id).where(d.c.id < bound, d.c.status.in_(statuses),
-                                            d.c.created_at < older_than)
+                    sa.select(d.c.id).where(*_prunable(older_than, include_failed))
                     .order_by(d.c.id).limit(batch))).scalars().all()
                 if not chosen:
                     break
@@ -1292,13 +1304,11 @@ class Store:
             counts["deliveries"] += len(chosen)
             if progress is not None:
                 progress(len(chosen))
-        event_bound = ids.time_bound("evt", _slack(older_than, +1))
         after = ""
         while True:
             async with self.writer.begin() as conn:
                 old = (await conn.execute(
-                    sa.select(e.c.id).where(e.c.id < event_bound, e.c.id > after,
-                                            e.c.created_at < older_than)
+                    sa.select(e.c.id).where(*_old_events(older_than), e.c.id > after)
                     .order_by(e.c.id).limit(batch))).scalars().all()
                 if not old:
                     break
@@ -1313,6 +1323,22 @@ class Store:
             counts["events"] += len(orphans)
             after = old[-1]
         return counts
+
+    async def count_prunable(self, older_than: datetime, include_failed: bool = False
+                             ) -> dict[str, int]:
+        """What ``prune`` would delete now, counted and left in place (for a dry run)."""
+        a, d, e = attempt_table, delivery_table, event_table
+        prunable = sa.and_(*_prunable(older_than, include_failed))
+        kept = sa.exists().where(d.c.event_id == e.c.id, ~prunable)
+        async with self.engine.connect() as conn:
+            deliveries = await conn.scalar(
+                sa.select(sa.func.count()).select_from(d).where(prunable))
+            attempts = await conn.scalar(
+                sa.select(sa.func.count()).select_from(a.join(d, a.c.delivery_id == d.c.id))
+                .where(prunable))
+            events = await conn.scalar(
+                sa.select(sa.func.count()).select_from(e).where(*_old_events(older_than), ~kept))
+        return {"deliveries": deliveries or 0, "attempts": attempts or 0, "events": events or 0}
 
     # ---- lists --------------------------------------------------------------------------
 

@@ -7,49 +7,64 @@ so the rows it leaves are asserted as they are.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+import pty
 import secrets
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
+import typer.main
+from typer.testing import CliRunner
 
 from dispatcher import ids
-from dispatcher.api.schemas import DeliveryOut, SubscriptionOut
+from dispatcher.api.schemas import DeliveryOut, KeyOut, SubscriptionOut
+from dispatcher.cli import DeliveryStatus
+from dispatcher.cli import app as cli_app
 from dispatcher.config import Settings
 from dispatcher.database import open_database
 from dispatcher.models import (
     attempt_table,
     delivery_table,
     event_table,
+    subscription_table,
     utcnow,
 )
 from dispatcher.store import Store, encode_payload
 
 from .databases import rows, scalar
 from .harness import Receiver, Reply, poll
+from .screens import row_of, squashed
 
 T = TypeVar("T")
 
 
-def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``dispatcher ARGS`` as its own process on the database at ``url``."""
+def cli_env(url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("DISPATCHER_") and k != "COLUMNS"}
-    env["DISPATCHER_DATABASE_URL"] = url
-    done = subprocess.run([sys.executable, "-m", "dispatcher.cli", *args], env=env,
+    return env | {"DISPATCHER_DATABASE_URL": url} | extra
+
+
+def cli(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``dispatcher ARGS`` as its own process on the database at ``url``, as a script runs
+    it: no terminal on stdin (so it never asks), output piped."""
+    done = subprocess.run([sys.executable, "-m", "dispatcher.cli", *args],
+                          env=cli_env(url, **env), stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return done
 
 
-def ok(url: str, *args: str) -> str:
-    done = cli(url, *args)
+def ok(url: str, *args: str, **env: str) -> str:
+    done = cli(url, *args, **env)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -75,12 +90,14 @@ def status_of(url: str, delivery_id: str) -> str:
     (["deliveries", "list"],
      ["--status", "--subscription", "--event-type", "--since", "--until", "--limit", "--json"]),
     (["replay"],
-     ["--status", "--subscription", "--event-type", "--since", "--until", "--batch", "--json"]),
+     ["--status", "--subscription", "--event-type", "--since", "--until", "--batch", "--json",
+      "--dry-run", "--yes"]),
     (["subscriptions", "list"], ["--json", "secret"]),
+    (["keys", "list"], ["--json", "hash"]),
     (["subscriptions", "disable"], ["ID", "held"]),
     (["subscriptions", "enable"], ["ID", "held"]),
     (["keys", "create"], ["--role", "--name", "--json", "admin", "publisher", "subscriber"]),
-    (["prune"], ["--days", "--include-failed", "--json"]),
+    (["prune"], ["--days", "--include-failed", "--json", "--dry-run", "--yes"]),
 ])
 def test_help_explains_each_command(command: list[str], options: list[str]) -> None:
     done = cli("sqlite+aiosqlite:///unused.db", *command, "--help")
@@ -94,11 +111,136 @@ def test_help_explains_each_command(command: list[str], options: list[str]) -> N
 
 def test_top_level_help_lists_the_operator_commands() -> None:
     out = ok("sqlite+aiosqlite:///unused.db", "--help")
-    for name in ("deliveries", "replay", "subscriptions", "keys", "prune", "serve"):
+    # secrets too: `python -m dispatcher.cli` reads the whole module before it runs.
+    for name in ("deliveries", "replay", "subscriptions", "keys", "prune", "serve", "secrets"):
         assert name in out
 
 
+def test_python_m_runs_the_secrets_commands(database_url: str) -> None:
+    key = ok(database_url, "secrets", "generate-key").strip()
+    assert len(base64.urlsafe_b64decode(key)) == 32
+    on_store(database_url, lambda store: store.create_subscription(
+        "key_test", {"url": "http://127.0.0.1:9/h"}))
+    done = ok(database_url, "secrets", "reseal", "--json", DISPATCHER_SECRET_KEY=key)
+    assert json.loads(done) == {"resealed": 1}
+
+
+def every_command() -> list[list[str]]:
+    """Every command and group, as the words that name it (the top level is [])."""
+    found: list[list[str]] = []
+
+    def walk(command: Any, words: list[str]) -> None:
+        found.append(words)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*words, name])
+
+    walk(typer.main.get_command(cli_app), [])
+    return found
+
+
+def test_no_help_shows_a_value_for_a_flag() -> None:
+    commands = every_command()
+    assert ["keys", "list"] in commands and ["secrets", "reseal"] in commands
+    runner = CliRunner()  # in this process: one help after another, quickly
+    for words in commands:
+        done = runner.invoke(cli_app, [*words, "--help"], env={"COLUMNS": "120"})
+        assert done.exit_code == 0, (words, done.output)
+        assert "--help" in done.output
+        assert "<bool>" not in done.output, words
+    assert "<bool>" not in ok("sqlite+aiosqlite:///unused.db", "prune", "--help")
+    # A flag is given alone: --json takes no value.
+    done = cli("sqlite+aiosqlite:///unused.db", "deliveries", "list", "--json", "true")
+    assert done.returncode == 2 and "true" in done.stderr
+
+
 # ---- deliveries list ----------------------------------------------------------------------
+
+LONG_URL = ("https://hooks.billing.example.com/webhooks/inbound/v2/customers/"
+            "acct_7f3a9c2e4b1d/events?source=dispatcher&retry=true&token=abcdef0123456789")
+LONG_ERRORS = [
+    "HTTP 503: upstream connect error or disconnect/reset before headers. reset reason: "
+    "connection termination; the receiver answered <html><body>Service Unavailable</body>",
+    "the request could not be sent: ConnectError: [Errno 111] Connection refused while "
+    "connecting to " + LONG_URL,
+    "timeout: no complete answer within 10 s",
+]
+
+
+def realistic_rows(url: str) -> None:
+    """Rows as a busy service has them: long URLs and event types, long errors, deliveries
+    in every status, subscriptions enabled and disabled, keys with long names."""
+    async def setup(store: Store) -> None:
+        subs = [await store.create_subscription("key_test", {
+            "url": LONG_URL + f"&n={n}",
+            "event_types": ["invoice.*", "customer.subscription.trial_will_end", "user.created"],
+        }) for n in range(3)]
+        await store.update_subscription(subs[1]["id"], None, {"enabled": False})
+        for event_type in ("invoice.payment_action_required", "user.created", "invoice.paid"):
+            await store.accept_event("key_test", event_type, {"n": 1}, None, 60)
+        found = (await store.list_deliveries(None, limit=100)).rows
+        async with store.writer.begin() as conn:
+            await conn.execute(sa.update(subscription_table)
+                               .where(subscription_table.c.id == subs[2]["id"])
+                               .values(enabled=False, disabled_reason="failing"))
+            for n, delivery in enumerate(found):
+                status = ["pending", "succeeded", "failed", "held", "cancelled"][n % 5]
+                await conn.execute(
+                    sa.update(delivery_table).where(delivery_table.c.id == delivery["id"])
+                    .values(status=status, attempts=n, last_status_code=(None, 503, 500)[n % 3],
+                            last_error=LONG_ERRORS[n % 3] if n % 4 else None))
+        for role, name in [("admin", "ops on-call (primary, eu-west-1 and us-east-2 rotation)"),
+                           ("publisher", "billing-service-production-eu-west-1-blue-green"),
+                           ("subscriber", "partner [acme] integration")]:
+            await store.create_key(role, name)
+
+    on_store(url, setup)
+
+
+def time_shown(rfc3339: str) -> str:
+    return datetime.fromisoformat(rfc3339).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_list_commands_show_every_value_whole_at_80_to_120_columns(database_url: str) -> None:
+    """No value is cut to "…" at any width: each id, status and time stays on one line, and
+    every long value is all there once its wrapped lines are joined up."""
+    realistic_rows(database_url)
+    deliveries = json.loads(ok(database_url, "deliveries", "list", "--json"))
+    subscriptions = json.loads(ok(database_url, "subscriptions", "list", "--json"))
+    keys = json.loads(ok(database_url, "keys", "list", "--json"))
+    assert {d["status"] for d in deliveries} == set(DeliveryStatus)
+    assert {s["disabled_reason"] for s in subscriptions} == {None, "manual", "failing"}
+    assert len(keys) == 3 and set(keys[0]) == set(KeyOut.model_fields)
+
+    def whole_and_wrapped(d: dict[str, Any]) -> tuple[list[str], list[str]]:
+        return {  # (values each on one line, values that may wrap)
+            "deliveries": lambda: (
+                [d["id"], d["status"], d["subscription_id"], time_shown(d["created_at"])],
+                [d["event_type"], str(d["attempts"]), str(d["last_status_code"] or ""),
+                 d["last_error"] or ""]),
+            "subscriptions": lambda: (
+                [d["id"], time_shown(d["created_at"]),
+                 "enabled" if d["enabled"] else f"disabled ({d['disabled_reason']})"],
+                [d["url"], *d["event_types"]]),
+            "keys": lambda: ([d["id"], d["role"], time_shown(d["created_at"])], [d["name"]]),
+        }[kind]()
+
+    layouts = set()
+    for width in (80, 100, 120):
+        for kind, listed in [("deliveries", deliveries), ("subscriptions", subscriptions),
+                             ("keys", keys)]:
+            out = ok(database_url, kind, "list", COLUMNS=str(width))
+            assert "…" not in out, (kind, width, out)
+            assert max(len(line) for line in out.splitlines()) <= width, (kind, width, out)
+            layouts.add("table" if "━" in out else "blocks")
+            for d in listed:
+                whole, wrapped = whole_and_wrapped(d)
+                for value in whole:
+                    assert any(value in line for line in out.splitlines()), (value, out)
+                row = row_of(out, d["id"])
+                for value in whole + wrapped:
+                    assert squashed(value) in row, (kind, width, value, out)
+    assert layouts == {"table", "blocks"}  # both ways of showing rows were read
+
 
 def test_deliveries_list_table_json_and_filters(database_url: str) -> None:
     async def setup(store: Store) -> dict[str, Any]:
@@ -126,7 +268,7 @@ def test_deliveries_list_table_json_and_filters(database_url: str) -> None:
     failed_line = next(line for line in table.splitlines() if made["failed"] in line)
     assert "failed" in failed_line and "500" in failed_line and made["invoices"] in failed_line
     assert "invoice.paid" in failed_line
-    assert "HTTP 500: the receiver is down" in failed_line and "…" in failed_line  # cut short
+    assert "HTTP 500: " + "the receiver is down " * 9 + "the receiver is down" in failed_line
 
     listed = json.loads(ok(database_url, "deliveries", "list", "--status", "failed", "--json"))
     assert [d["id"] for d in listed] == [made["failed"]]
@@ -235,7 +377,7 @@ def test_subscriptions_list_disable_enable(database_url: str) -> None:
     table = ok(database_url, "subscriptions", "list")
     line = next(line for line in table.splitlines() if sub["id"] in line)
     assert "http://127.0.0.1:9/hook" in line and "invoice.*, user.created" in line
-    assert "yes" in line
+    assert "enabled" in line
     assert secret not in table
     listed = json.loads(ok(database_url, "subscriptions", "list", "--json"))
     assert [s["id"] for s in listed] == [sub["id"]]
@@ -251,8 +393,9 @@ def test_subscriptions_list_disable_enable(database_url: str) -> None:
     assert status_of(database_url, new) == "held"
     listed = json.loads(ok(database_url, "subscriptions", "list", "--json"))
     assert (listed[0]["enabled"], listed[0]["disabled_reason"]) == (False, "manual")
-    assert "no" in next(line for line in ok(database_url, "subscriptions", "list").splitlines()
-                        if sub["id"] in line)
+    assert "disabled (manual)" in next(
+        line for line in ok(database_url, "subscriptions", "list").splitlines()
+        if sub["id"] in line)
 
     assert "enabled" in ok(database_url, "subscriptions", "enable", sub["id"])
     for delivery_id in (before, new):
@@ -312,7 +455,8 @@ def old_id(prefix: str, when: datetime) -> str:
     return made
 
 
-def test_prune_removes_old_finished_deliveries(database_url: str) -> None:
+def old_rows(database_url: str) -> dict[str, str]:
+    """Deliveries 40 days old (one succeeded with 2 attempts, one failed) and one recent."""
     now = utcnow()
     old = now - timedelta(days=40)
 
@@ -340,25 +484,161 @@ def test_prune_removes_old_finished_deliveries(database_url: str) -> None:
                 made[name], made[name + "_event"] = delivery_id, event_id
         return made
 
-    made = on_store(database_url, setup)
+    return on_store(database_url, setup)
 
-    def left() -> tuple[set[str], set[str], int]:
-        return ({r[0] for r in rows(database_url, "SELECT id FROM delivery")},
-                {r[0] for r in rows(database_url, "SELECT id FROM event")},
-                scalar(database_url, "SELECT count(*) FROM attempt"))
+
+def left(database_url: str) -> tuple[set[str], set[str], int]:
+    return ({r[0] for r in rows(database_url, "SELECT id FROM delivery")},
+            {r[0] for r in rows(database_url, "SELECT id FROM event")},
+            scalar(database_url, "SELECT count(*) FROM attempt"))
+
+
+def test_prune_removes_old_finished_deliveries(database_url: str) -> None:
+    now = utcnow()
+    made = old_rows(database_url)
 
     out = ok(database_url, "prune")  # default: DISPATCHER_RETENTION_DAYS, 30
     assert out.startswith("pruned 1 delivery, 2 attempts and 1 event")
-    deliveries, events, attempts = left()
+    deliveries, events, attempts = left(database_url)
     assert deliveries == {made["failed"], made["recent"]}
     assert events == {made["failed_event"], made["recent_event"]}
     assert attempts == 2  # the failed one's and the recent one's
 
     nothing = json.loads(ok(database_url, "prune", "--days", "60", "--include-failed", "--json"))
     assert (nothing["deliveries"], nothing["attempts"], nothing["events"]) == (0, 0, 0)
-    assert left()[0] == {made["failed"], made["recent"]}
+    assert left(database_url)[0] == {made["failed"], made["recent"]}
 
     counts = json.loads(ok(database_url, "prune", "--days", "30", "--include-failed", "--json"))
     assert (counts["deliveries"], counts["attempts"], counts["events"]) == (1, 1, 1)
     assert datetime.fromisoformat(counts["older_than"]) < now - timedelta(days=29)
-    assert left() == ({made["recent"]}, {made["recent_event"]}, 1)
+    assert left(database_url) == ({made["recent"]}, {made["recent_event"]}, 1)
+
+
+def test_prune_dry_run_counts_what_prune_deletes_and_changes_nothing(database_url: str) -> None:
+    made = old_rows(database_url)
+    before = left(database_url)
+
+    out = ok(database_url, "prune", "--dry-run")
+    assert out.startswith("dry run: would delete 1 delivery, 2 attempts and 1 event "
+                          "(finished, created before ")
+    assert "failed ones kept" in out and out.rstrip().endswith("nothing changed")
+    would = json.loads(ok(database_url, "prune", "--dry-run", "--include-failed", "--json"))
+    assert would["dry_run"] is True
+    assert would["would_delete"] == {"deliveries": 2, "attempts": 3, "events": 2}
+    datetime.fromisoformat(would["older_than"])
+    assert left(database_url) == before
+
+    # What the dry run counted is what prune then deletes.
+    done = json.loads(ok(database_url, "prune", "--include-failed", "--json"))
+    assert {k: done[k] for k in ("deliveries", "attempts", "events")} == would["would_delete"]
+    assert left(database_url) == ({made["recent"]}, {made["recent_event"]}, 1)
+
+
+def failed_deliveries(database_url: str) -> tuple[str, list[str]]:
+    """Two subscriptions, and a failed delivery of an invoice.paid event to each: the id of
+    the first subscription, and the two deliveries."""
+    async def setup(store: Store) -> tuple[str, list[str]]:
+        subs = [await store.create_subscription("key_test", {"url": "http://127.0.0.1:9/h"})
+                for _ in range(2)]
+        await store.accept_event("key_test", "invoice.paid", {}, None, 60)
+        async with store.writer.begin() as conn:
+            await conn.execute(sa.update(delivery_table).values(status="failed", attempts=1))
+        found = (await store.list_deliveries(None, limit=10)).rows
+        return subs[0]["id"], sorted(d["id"] for d in found)
+
+    return on_store(database_url, setup)
+
+
+def statuses(database_url: str) -> list[str]:
+    return [r[0] for r in rows(database_url, "SELECT status FROM delivery ORDER BY id")]
+
+
+def test_replay_dry_run_counts_the_matches_and_changes_nothing(database_url: str) -> None:
+    sub, _ = failed_deliveries(database_url)
+
+    out = ok(database_url, "replay", "--dry-run", "--subscription", sub,
+             "--since", "2025-01-31")
+    assert out == (f"dry run: would replay 1 failed delivery of subscription {sub} created at "
+                   "or after 2025-01-31 00:00:00 UTC; nothing changed\n")
+    would = json.loads(ok(database_url, "replay", "--dry-run", "--json"))
+    assert would == {"dry_run": True, "would_replay": 2, "filter": {
+        "status": "failed", "subscription_id": None, "event_type": None, "since": None,
+        "until": None}}
+    assert statuses(database_url) == ["failed", "failed"]
+    assert json.loads(ok(database_url, "replay", "--json")) == {"replayed": 2}
+
+
+def in_terminal(url: str, *args: str, answer: str | None = None) -> tuple[int, str]:
+    """``dispatcher ARGS`` with a terminal (a pseudo-terminal) on stdin, stdout and stderr, as
+    an operator runs it; ``answer`` is typed once it asks [y/N]. Its exit status and output."""
+    main, side = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", *args], env=cli_env(url),
+                            stdin=side, stdout=side, stderr=side, close_fds=True)
+    os.close(side)
+    seen = bytearray()
+    deadline = time.monotonic() + 60
+
+    def read_until(done: Callable[[], bool]) -> None:
+        while not done():
+            assert time.monotonic() < deadline, f"no end of {args}: {seen.decode()!r}"
+            if select.select([main], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:  # EIO: the command has ended and closed the terminal
+                    return
+                if not chunk:
+                    return
+                seen.extend(chunk)
+
+    try:
+        if answer is not None:
+            read_until(lambda: b"[y/N]" in seen)
+            os.write(main, answer.encode() + b"\n")
+        read_until(lambda: False)
+        status = proc.wait(timeout=60)
+    finally:
+        os.close(main)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = seen.decode(errors="replace")
+    assert "Traceback" not in text, text
+    return status, text
+
+
+def test_replay_asks_in_a_terminal_unless_yes(database_url: str) -> None:
+    sub, _ = failed_deliveries(database_url)
+    of_sub = scalar(database_url, "SELECT id FROM delivery WHERE subscription_id = :s", s=sub)
+
+    status, out = in_terminal(database_url, "replay", answer="n")
+    assert "Replay 2 failed deliveries? [y/N]" in out
+    assert status == 1 and "not confirmed: nothing replayed" in out
+    assert statuses(database_url) == ["failed", "failed"]
+
+    status, out = in_terminal(database_url, "replay", "--subscription", sub, answer="y")
+    assert f"Replay 1 failed delivery of subscription {sub}? [y/N]" in out
+    assert status == 0 and "replayed 1 delivery" in out
+    assert status_of(database_url, of_sub) == "pending"
+    assert statuses(database_url).count("failed") == 1
+
+    status, out = in_terminal(database_url, "replay", "--yes")
+    assert status == 0 and "[y/N]" not in out and "replayed 1 delivery" in out
+    assert statuses(database_url) == ["pending", "pending"]
+
+
+def test_prune_asks_in_a_terminal_unless_yes(database_url: str) -> None:
+    made = old_rows(database_url)
+    before = left(database_url)
+
+    status, out = in_terminal(database_url, "prune", answer="n")
+    assert "Delete 1 delivery, 2 attempts and 1 event (finished, created before " in out
+    assert status == 1 and "not confirmed: nothing deleted" in out
+    assert left(database_url) == before
+
+    status, out = in_terminal(database_url, "prune", answer="y")
+    assert status == 0 and "pruned 1 delivery, 2 attempts and 1 event" in out
+    assert made["done"] not in left(database_url)[0]
+
+    status, out = in_terminal(database_url, "prune", "--include-failed", "-y")
+    assert status == 0 and "[y/N]" not in out and "pruned 1 delivery, 1 attempt" in out
+    assert left(database_url) == ({made["recent"]}, {made["recent_event"]}, 1)
