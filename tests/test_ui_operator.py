@@ -138,14 +138,24 @@ def test_one_failure_of_a_healthy_receiver_is_degraded_not_failing(app_server, a
 
 def test_a_healthy_subscription_is_not_listed_on_the_overview(app_server, admin):
     with Receiver() as receiver:
-        sub = subscribe(admin, receiver.url)
+        sub = subscribe(admin, receiver.url, event_types=["invoice.*"])
+        idle = subscribe(admin, receiver.url, event_types=["never.*"])
+        off = subscribe(admin, receiver.url, event_types=["never.*"], enabled=False)
         settled(admin, publish(admin)["id"])
         with logged_in(app_server) as client:
             page = client.get("/ui").text
-            assert sub["id"] not in page and 'id="unwell"' not in page
-            row = row_of(client.get("/ui/subscriptions").text, "subscriptions", sub["id"])
+            assert sub["id"] not in page and idle["id"] not in page
+            assert health_in(row_of(page, "unwell", off["id"])) == "disabled"
+            listed = client.get("/ui/subscriptions")
+            assert listed.status_code == 200, listed.text
+            row = row_of(listed.text, "subscriptions", sub["id"])
             assert health_in(row) == "healthy" and rate_in(row) == (1, 0)
             assert "100 %" in row
+            # No attempts in the last hour: healthy, and no rate to show.
+            row = row_of(listed.text, "subscriptions", idle["id"])
+            assert health_in(row) == "healthy" and rate_in(row) == (0, 0) and "—" in row
+            row = row_of(listed.text, "subscriptions", off["id"])
+            assert health_in(row) == "disabled" and rate_in(row) == (0, 0)
 
 
 def test_a_delivery_links_to_its_event_and_both_pretty_print_it(app_server, admin):

@@ -292,8 +292,9 @@ async def subscriptions(request: Request, session: Admin, cursor: str | None = N
     now = utcnow()
     rates = await _rates(store, now, [r["id"] for r in page.rows])
     states = {r["id"]: _health_of(r, rates, now) for r in page.rows}
+    rates = {r["id"]: rates.get(r["id"], Rate()) for r in page.rows}
     return render(request, "subscriptions.html", session=session, page=page, last=last,
-                  rates=rates, states=states, none=Rate())
+                  rates=rates, states=states)
 
 
 async def _subscription_page(request: Request, session: Admin, sub_id: str,
