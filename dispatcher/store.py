@@ -1166,16 +1166,51 @@ class Store:
         return [(datetime.fromisoformat(m.replace(" ", "T") + ":00+00:00"), outcome, n)
                 for m, outcome, n in rows]
 
-    async def unwell_subscriptions(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Subscriptions that are disabled, or failing with no success since, worst first."""
+    async def unwell_subscriptions(self, limit: int = 100,
+                                   also: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Subscriptions that are disabled, or failing with no success since, worst first;
+        and those of ``also`` (say, with failures lately) that are not deleted."""
         s = subscription_table
-        stmt = (sa.select(s.c.id, s.c.url, s.c.enabled, s.c.disabled_reason, s.c.failing_since,
-                          s.c.updated_at)
-                .where(s.c.deleted_at.is_(None),
-                       sa.or_(s.c.enabled.is_(False), s.c.failing_since.is_not(None)))
-                .order_by(s.c.enabled, s.c.failing_since, s.c.id).limit(limit))
+        unwell = sa.or_(s.c.enabled.is_(False), s.c.failing_since.is_not(None))
+        stmt = (sa.select(s.c.id, s.c.description, s.c.url, s.c.enabled, s.c.disabled_reason,
+                          s.c.failing_since, s.c.updated_at)
+                .where(s.c.deleted_at.is_(None), sa.or_(unwell, s.c.id.in_(list(also)))
+                       if also else unwell)
+                .order_by(s.c.enabled, s.c.failing_since, s.c.id).limit(limit + len(also)))
         async with self.engine.connect() as conn:
             return [_row(r) for r in await conn.execute(stmt)]
+
+    async def attempt_outcomes(
+        self, since: datetime, sub_ids: Sequence[str] | None = None
+    ) -> dict[str, dict[str, int]]:
+        """{subscription id: {outcome: attempts}} of attempts started since ``since``: one
+        grouped query over a range of the time-ordered attempt ids."""
+        a, d = attempt_table, delivery_table
+        stmt = (sa.select(d.c.subscription_id, a.c.outcome, sa.func.count())
+                .select_from(a.join(d, d.c.id == a.c.delivery_id))
+                .where(a.c.id >= ids.time_bound("att", _slack(since, -1)),
+                       a.c.started_at >= since)
+                .group_by(d.c.subscription_id, a.c.outcome))
+        if sub_ids is not None:
+            if not sub_ids:
+                return {}
+            stmt = stmt.where(d.c.subscription_id.in_(list(sub_ids)))
+        found: dict[str, dict[str, int]] = {}
+        async with self.engine.connect() as conn:
+            for sub_id, outcome, n in await conn.execute(stmt):
+                found.setdefault(sub_id, {})[outcome] = n
+        return found
+
+    async def subscription_names(self, sub_ids: Sequence[str]) -> dict[str, str]:
+        """{id: description} of these subscriptions (deleted ones too): what the dashboard
+        calls them; an empty description is left out."""
+        if not sub_ids:
+            return {}
+        s = subscription_table
+        stmt = sa.select(s.c.id, s.c.description).where(
+            s.c.id.in_(sorted(set(sub_ids))), s.c.description != "")
+        async with self.engine.connect() as conn:
+            return {r.id: r.description for r in await conn.execute(stmt)}
 
     async def last_successes(self, sub_ids: Sequence[str]) -> dict[str, datetime]:
         """When each subscription's newest succeeded delivery last changed (its success)."""

@@ -36,6 +36,16 @@ def run_async(work: Any) -> Any:
         return pool.submit(asyncio.run, work).result()
 
 
+def run_in_thread_if_loop(work: Any) -> Any:
+    """``work()``, in a thread of its own where this thread already runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return work()
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(work).result()
+
+
 def postgres_problem() -> str | None:
     """None when the PostgreSQL server for tests answers, else why not."""
 
@@ -74,7 +84,8 @@ class Databases:
         self.folder = folder
         self.prefix = f"dispatcher_test_{os.getpid()}_{secrets.token_hex(3)}"
         self.made: set[str] = set()
-        self.template = self._create_template()
+        # Alembic runs its own event loop: off this thread when a browser test holds one.
+        self.template = run_in_thread_if_loop(self._create_template)
 
     def _create_template(self) -> str:
         if self.engine == "sqlite":

@@ -8,6 +8,7 @@ import re
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,89 @@ def test_subscription_pages_disable_enable_rotate_and_test(page, app_server: App
         # Signed with the new secret alone (no grace period), as a receiver checks it.
         Webhook(shown).verify(got[0].body, got[0].headers)
         assert len(deliveries_of(admin, event["id"])) == 1  # the test made no delivery
+
+
+# ---- the dashboard as an operator uses it (issue 12, item 8) ----------------------------
+
+def fits(page, table: str) -> dict:
+    """How wide the table is against its box and the page against the window."""
+    return page.evaluate("""(selector) => {
+        const table = document.querySelector(selector);
+        return {table: table.scrollWidth, box: table.parentElement.clientWidth,
+                right: table.getBoundingClientRect().right,
+                boxRight: table.parentElement.getBoundingClientRect().right,
+                page: document.documentElement.scrollWidth, window: window.innerWidth};
+    }""", table)
+
+
+def test_the_deliveries_table_fits_its_box(page, app_server: AppServer, admin, engine):
+    long_type = "inventory.warehouse_replenishment_requested_by_the_supplier_portal_v2"
+    with Receiver(lambda n, r: Reply(400, b"no")) as failing, Receiver() as fine:
+        subscribe(admin, failing.url, description="Warehouse replenishment (EU, legacy ERP)")
+        subscribe(admin, fine.url)
+        for n in range(3):
+            settled(admin, publish(admin, long_type, {"n": n})["id"], 2)
+    log_in(page, app_server.url, "/ui/deliveries")
+    expect(page.locator("#deliveries tbody tr")).to_have_count(6)
+    try:
+        for width in (1280, 1024, 800):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.reload()
+            size = fits(page, "#deliveries")
+            assert size["table"] <= size["box"], (width, size)
+            assert size["right"] <= size["boxRight"] + 0.5, (width, size)
+            assert size["page"] <= size["window"], (width, size)
+            shot(page, engine, f"deliveries-{width}")
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_the_overview_refreshes_itself(page, app_server: AppServer, admin, engine):
+    with Receiver(lambda n, r: Reply(500, b"down")) as broken:
+        sub = subscribe(admin, broken.url, description="payments relay")
+        log_in(page, app_server.url, "/ui")
+        expect(page.locator("#failed-count")).to_have_text("0")
+        page.evaluate("window.stillTheSamePage = true")
+        settled(admin, publish(admin, "invoice.paid", {"n": 1})["id"])
+        # No reload: the script brings the new failure within its refresh period (10 s).
+        expect(page.locator("#failed-count")).to_have_text("1", timeout=25_000)
+        expect(page.locator("#unwell")).to_contain_text("payments relay")
+        expect(page.locator("#unwell")).to_contain_text(sub["id"])
+        expect(page.locator("#failing-subscriptions")).to_have_text("1")
+        assert page.evaluate("window.stillTheSamePage") is True
+        shot(page, engine, "overview-refreshed")
+
+
+def test_date_filters_are_24_hour_utc_whatever_the_browser_locale(
+        page, browser, app_server: AppServer, admin, engine):
+    # A US browser far from UTC: a datetime-local input would show 12-hour AM/PM, local.
+    cdp = browser.new_cdp_session(page)
+    cdp.send("Emulation.setLocaleOverride", {"locale": "en-US"})
+    cdp.send("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
+    with Receiver() as receiver:
+        subscribe(admin, receiver.url)
+        [delivery] = settled(admin, publish(admin)["id"])
+    created = datetime.fromisoformat(delivery["created_at"].replace("Z", "+00:00"))
+    minute = created.replace(second=0, microsecond=0)
+    log_in(page, app_server.url, "/ui/deliveries")
+    since = page.locator("#filters input[name=since]")
+    assert since.get_attribute("type") == "text"
+    assert since.get_attribute("placeholder") == "YYYY-MM-DD HH:MM"
+    expect(page.locator("#filters")).to_contain_text("UTC, 24-hour")
+
+    # A 12-hour time does not pass the form's own check: nothing is sent.
+    since.fill("2026-12-01 1:00 PM")
+    assert since.evaluate("e => e.validity.valid") is False
+    page.click("#filters button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/ui/deliveries$"))
+
+    # The minute it was created, in UTC and 24 hours, finds it; the next minute does not.
+    since.fill(f"{minute:%Y-%m-%d %H:%M}")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#deliveries tbody tr", has_text=delivery["id"])).to_have_count(1)
+    expect(page.locator("#filters input[name=since]")).to_have_value(f"{minute:%Y-%m-%d %H:%M}")
+    later = minute + timedelta(minutes=1)
+    page.fill("#filters input[name=since]", f"{later:%Y-%m-%d %H:%M}")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#deliveries")).to_contain_text("No deliveries match")
+    shot(page, engine, "deliveries-filtered")

@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader
 from .. import ids
 from ..api.routes.subscriptions import send_test
 from ..event_types import is_valid_type
+from ..health import WINDOW, Health, Rate, health
 from ..models import utcnow
 from ..store import Conflict, DeliveryFilter, NotFound, Store
 from .chart import attempts_chart
@@ -38,6 +39,12 @@ T = TypeVar("T")
 STATUSES = ("pending", "succeeded", "failed", "held", "cancelled")
 PAGE_SIZE = 50
 CHART_MINUTES = 60
+EVENT_DELIVERIES = 200  # listed on an event's page
+UNWELL_SHOWN = 50  # subscriptions listed on the overview, worst first
+PAYLOAD_SHOWN = 65536  # characters of a pretty-printed payload shown on a page
+OVERVIEW_REFRESH_MS = 10_000
+# Worst first on the overview; healthy ones are not listed there.
+HEALTH_ORDER = {Health.FAILING: 0, Health.DISABLED: 1, Health.DEGRADED: 2, Health.HEALTHY: 3}
 DONE = {
     "retry": "One more attempt is scheduled now.",
     "enabled": "The subscription is enabled; its held deliveries are being sent.",
@@ -52,6 +59,28 @@ HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
+
+
+def pretty_payload(payload: bytes, limit: int = PAYLOAD_SHOWN) -> str:
+    """An event's body for reading: JSON indented by 2 (as is if it is not JSON), cut at
+    ``limit`` characters with a note."""
+    text = payload.decode("utf-8", errors="replace")
+    try:
+        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        pass
+    if len(text) > limit:
+        text = text[:limit] + f"\n… (the first {limit} characters of {len(text)})"
+    return text
+
+
+def _percent(rate: Rate) -> str:
+    ratio = rate.ratio
+    if ratio is None:
+        return "—"
+    # Never "100 %" with a failure, nor "0 %" with a success.
+    shown = int(ratio * 100) if ratio < 1 else 100
+    return f"{max(shown, 1) if rate.succeeded else shown} %"
 
 
 def _when(value: datetime | None) -> str:
@@ -76,7 +105,7 @@ templates = Environment(
     loader=PackageLoader("dispatcher.ui", "templates"), autoescape=True,
     trim_blocks=True, lstrip_blocks=True,
 )
-templates.filters.update(when=_when, ago=_ago, span=_span)
+templates.filters.update(when=_when, ago=_ago, span=_span, percent=_percent)
 
 
 class LoginNeeded(Exception):
@@ -201,15 +230,39 @@ async def log_out(request: Request, session: Admin) -> Response:
 
 # ---- overview ---------------------------------------------------------------------------
 
+async def _rates(store: Store, now: datetime,
+                 sub_ids: list[str] | None = None) -> dict[str, Rate]:
+    """Each subscription's attempts of the last hour, by outcome."""
+    found = await store.attempt_outcomes(now - WINDOW, sub_ids)
+    return {sub_id: Rate(n.get("succeeded", 0), n.get("failed", 0))
+            for sub_id, n in found.items()}
+
+
+def _health_of(sub: dict[str, Any], rates: dict[str, Rate], now: datetime) -> Health:
+    return health(sub["enabled"], rates.get(sub["id"], Rate()), sub["failing_since"], now)
+
+
 @router.get("")
 async def overview(request: Request, session: Admin) -> Response:
     store = _store(request)
     now = utcnow()
     stats = await store.queue_stats()
     rows = await store.attempts_per_minute(now - timedelta(minutes=CHART_MINUTES))
+    rates = await _rates(store, now)
+    # Candidates: disabled, in a failure streak, or with failures in the last hour.
+    with_failures = sorted((i for i, r in rates.items() if r.failed),
+                           key=lambda i: -rates[i].failed)[:UNWELL_SHOWN]
+    unwell = []
+    for sub in await store.unwell_subscriptions(UNWELL_SHOWN, also=with_failures):
+        state = _health_of(sub, rates, now)
+        if state is not Health.HEALTHY:
+            unwell.append({**sub, "health": state, "rate": rates.get(sub["id"], Rate())})
+    unwell.sort(key=lambda s: (HEALTH_ORDER[s["health"]], -s["rate"].failed, s["id"]))
+    states = [s["health"] for s in unwell]
     return render(request, "overview.html", session=session, stats=stats,
                   chart=attempts_chart(rows, now, CHART_MINUTES), minutes=CHART_MINUTES,
-                  unwell=await store.unwell_subscriptions(50))
+                  unwell=unwell[:UNWELL_SHOWN], failing=states.count(Health.FAILING),
+                  degraded=states.count(Health.DEGRADED), refresh=OVERVIEW_REFRESH_MS, now=now)
 
 
 # ---- subscriptions ----------------------------------------------------------------------
@@ -236,7 +289,12 @@ async def subscriptions(request: Request, session: Admin, cursor: str | None = N
     # Looked up for healthy ones only: a failing one's last success is before its streak.
     last = await store.last_successes(
         [r["id"] for r in page.rows if r["failing_since"] is None])
-    return render(request, "subscriptions.html", session=session, page=page, last=last)
+    now = utcnow()
+    rates = await _rates(store, now, [r["id"] for r in page.rows])
+    states = {r["id"]: _health_of(r, rates, now) for r in page.rows}
+    rates = {r["id"]: rates.get(r["id"], Rate()) for r in page.rows}
+    return render(request, "subscriptions.html", session=session, page=page, last=last,
+                  rates=rates, states=states)
 
 
 async def _subscription_page(request: Request, session: Admin, sub_id: str,
@@ -248,8 +306,12 @@ async def _subscription_page(request: Request, session: Admin, sub_id: str,
         sub = await _found(store.get_subscription(_path_id(sub_id, "sub"), None))
     recent = await store.list_deliveries(None, subscription_id=sub_id, limit=20)
     last = await store.last_successes([sub_id])
+    now = utcnow()
+    rates = await _rates(store, now, [sub_id])
     return render(request, "subscription.html", status=status, session=session, sub=sub,
-                  recent=recent.rows, last_success=last.get(sub_id), **context)
+                  recent=recent.rows, last_success=last.get(sub_id),
+                  health=_health_of(sub, rates, now), rate=rates.get(sub_id, Rate()),
+                  **context)
 
 
 @router.get("/subscriptions/{sub_id}")
@@ -322,10 +384,11 @@ async def test_event(request: Request, session: Admin, sub_id: str) -> Response:
 def _time(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
-    try:
-        parsed = datetime.fromisoformat(value)
+    try:  # also takes "2026-12-01 13:00", "2026-12-01T13:00:00" and "2026-12-01"
+        parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise PageError(400, f"{name}: give a date and time like 2026-12-01T13:00.") from None
+        raise PageError(400, f"{name}: give a date and time like 2026-12-01 13:00 "
+                             "(UTC, 24-hour clock).") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -346,7 +409,7 @@ def delivery_filters(params: dict[str, str]) -> dict[str, Any]:
 
 
 def _query(filters: dict[str, Any], **more: str) -> str:
-    values = {k: (v.strftime("%Y-%m-%dT%H:%M:%S") if isinstance(v, datetime) else v)
+    values = {k: (v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else v)
               for k, v in {**filters, **more}.items() if v}
     return urlencode(values)
 
@@ -360,10 +423,12 @@ async def deliveries(request: Request, session: Admin) -> Response:
     except PageError as exc:
         return render(request, "deliveries.html", status=exc.status, session=session,
                       error=exc.message, filters={}, raw=params, rows=[], statuses=STATUSES)
-    page = await _store(request).list_deliveries(None, cursor=cursor, limit=PAGE_SIZE,
-                                                 **filters)
+    store = _store(request)
+    page = await store.list_deliveries(None, cursor=cursor, limit=PAGE_SIZE, **filters)
+    names = await store.subscription_names(
+        [r["subscription_id"] for r in page.rows] + [filters["subscription_id"] or ""])
     return render(request, "deliveries.html", session=session, filters=filters, raw=params,
-                  rows=page.rows, statuses=STATUSES,
+                  rows=page.rows, statuses=STATUSES, names=names,
                   next_query=_query(filters, cursor=page.next_cursor) if page.next_cursor
                   else None,
                   replay_query=_query({**filters, "status": "failed"}))
@@ -375,11 +440,12 @@ async def _delivery_page(request: Request, session: Session, delivery_id: str,
     delivery = await _found(store.get_delivery(_path_id(delivery_id, "dlv"), None))
     attempts = await store.list_attempts(delivery_id, None, None, 500, "asc")
     event = await _found(store.get_event(delivery["event_id"], None))
-    payload = bytes(event["payload"])[:4096].decode("utf-8", errors="replace")
     in_flight = (delivery["status"] == "pending" and delivery["lease_until"] is not None
                  and delivery["lease_until"] > utcnow())
+    names = await store.subscription_names([delivery["subscription_id"]])
     return render(request, "delivery.html", status=status, session=session, d=delivery,
-                  attempts=attempts.rows, payload=payload, in_flight=in_flight, **context)
+                  attempts=attempts.rows, payload=pretty_payload(bytes(event["payload"])),
+                  in_flight=in_flight, names=names, **context)
 
 
 @router.get("/deliveries/{delivery_id}")
@@ -400,6 +466,24 @@ async def retry(request: Request, session: Admin, delivery_id: str) -> Response:
     return RedirectResponse(f"/ui/deliveries/{delivery_id}?done=retry", status_code=303)
 
 
+# ---- events -----------------------------------------------------------------------------
+
+@router.get("/events/{event_id}")
+async def event(request: Request, session: Admin, event_id: str) -> Response:
+    store = _store(request)
+    found = await _found(store.get_event(_path_id(event_id, "evt"), None))
+    try:
+        data = json.loads(bytes(found["payload"]))["data"]
+        shown = pretty_payload(json.dumps(data).encode())
+    except (ValueError, KeyError, TypeError):  # not a body this service wrote: show it all
+        shown = pretty_payload(bytes(found["payload"]))
+    page = await store.list_deliveries(None, event_id=event_id, limit=EVENT_DELIVERIES,
+                                      order="asc")
+    names = await store.subscription_names([r["subscription_id"] for r in page.rows])
+    return render(request, "event.html", session=session, e=found, data=shown,
+                  rows=page.rows, more=page.next_cursor is not None, names=names)
+
+
 # ---- bulk replay ------------------------------------------------------------------------
 
 def _replay_filter(params: dict[str, str]) -> tuple[dict[str, Any], DeliveryFilter]:
@@ -410,9 +494,11 @@ def _replay_filter(params: dict[str, str]) -> tuple[dict[str, Any], DeliveryFilt
 @router.get("/replay")
 async def replay_confirm(request: Request, session: Admin) -> Response:
     filters, chosen = _replay_filter(dict(request.query_params))
-    count = await _store(request).count_replayable(chosen)
+    store = _store(request)
+    count = await store.count_replayable(chosen)
+    names = await store.subscription_names([filters["subscription_id"] or ""])
     return render(request, "replay_confirm.html", session=session, filters=filters,
-                  count=count, back=_query(filters))
+                  count=count, back=_query(filters), names=names)
 
 
 @router.post("/replay")

@@ -1,12 +1,17 @@
 // The dashboard's only script: parts marked data-refresh="<ms>" reload themselves from the
 // server until the server sends them back without the mark (the delivery is no longer
-// pending, the replay has finished). Pages work without it; they just do not update.
+// pending, the replay has finished); the overview keeps its mark. Pages work without it;
+// they just do not update. A hidden tab skips its turns: no load for a page nobody sees.
 "use strict";
 
 function refresh(element) {
   const every = parseInt(element.dataset.refresh, 10);
   if (!element.id || !(every > 0)) return;
   setTimeout(async () => {
+    if (document.hidden) {
+      refresh(element);
+      return;
+    }
     let fresh = null;
     try {
       const answer = await fetch(window.location.href, {credentials: "same-origin"});
