@@ -83,6 +83,9 @@ def _when_database_answers(settings: Settings, what: str, action: Callable[[], T
     database restarting as the process starts); then one line on stderr and exit 1."""
     from .outage import describe, is_database_away, wait_for_database
 
+    # aiosqlite's connection thread dies noisily after a failed connect (see _run); each
+    # failure is logged as one line instead.
+    previous, threading.excepthook = threading.excepthook, lambda args: None
     try:
         return wait_for_database(action, settings.database_wait_seconds, what)
     except Exception as exc:
@@ -91,6 +94,8 @@ def _when_database_answers(settings: Settings, what: str, action: Callable[[], T
         _fail(f"the database at {_safe_url(settings.database_url)} did not answer within "
               f"{settings.database_wait_seconds:g} s (DISPATCHER_DATABASE_WAIT_SECONDS): "
               f"{describe(exc)}")
+    finally:
+        threading.excepthook = previous
 
 
 async def _ping(settings: Settings) -> None:

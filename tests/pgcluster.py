@@ -5,7 +5,7 @@ socket in that folder too), trust authentication, no fsync: the shared server at
 left alone. PostgreSQL refuses to run as root, so as root the binaries run as the
 ``postgres`` OS user, in a folder that user owns.
 
-    with PgCluster() as cluster:          # or the ``pg_cluster`` fixture
+    with PgCluster() as cluster:    # or the ``pg_cluster`` fixture (conftest.py has it)
         url = cluster.create_database("app")
         cluster.restart()
 """
@@ -49,18 +49,19 @@ class PgCluster:
         self.folder = Path(tempfile.mkdtemp(prefix="dispatcher-pg-"))
         self.data = self.folder / "data"
         self.log_path = self.folder / "server.log"
-        self._as_postgres: list[str] = []
+        self.as_postgres: list[str] = []
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
             os.chown(self.folder, user.pw_uid, user.pw_gid)
-            self._as_postgres = ["runuser", "-u", "postgres", "--"]
+            self.as_postgres = ["runuser", "-u", "postgres", "--"]
 
-    def _run(self, *argv: str, timeout: float = 60) -> None:
-        done = subprocess.run([*self._as_postgres, *argv], capture_output=True, text=True,
+    def _run(self, *argv: str, timeout: float = 60) -> str:
+        done = subprocess.run([*self.as_postgres, *argv], capture_output=True, text=True,
                               timeout=timeout, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): "
-                               f"{done.stdout}{done.stderr}{self.server_log()[-2000:]}")
+                               f"{done.stdout}{done.stderr}")
+        return done.stdout
 
     def init(self) -> None:
         self._run(str(BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
@@ -82,9 +83,10 @@ class PgCluster:
         self._run(str(BIN / "pg_ctl"), "start", "-w", "-t", "30", "-D", str(self.data),
                   "-l", str(self.log_path))
 
-    def stop(self, mode: str = "fast") -> None:
-        self._run(str(BIN / "pg_ctl"), "stop", "-w", "-t", "30", "-m", mode,
-                  "-D", str(self.data))
+    def stop(self, mode: str = "fast", wait: bool = True) -> None:
+        """``mode``: smart (waits for sessions to end), fast (ends them), immediate."""
+        self._run(str(BIN / "pg_ctl"), "stop", "-w" if wait else "-W", "-t", "30",
+                  "-m", mode, "-D", str(self.data))
 
     def restart(self, mode: str = "fast") -> None:
         self._run(str(BIN / "pg_ctl"), "restart", "-w", "-t", "30", "-m", mode,
@@ -96,11 +98,15 @@ class PgCluster:
     def url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
 
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run ``sql`` over the Unix socket; its output, unaligned; RuntimeError if it fails."""
+        return self._run(str(BIN / "psql"), "-h", str(self.folder), "-p", str(self.port),
+                         "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-tA",
+                         "-c", sql, timeout=30)
+
     def create_database(self, name: str) -> str:
         """A new, empty database; its SQLAlchemy URL."""
-        self._run(str(BIN / "psql"), "-h", str(self.folder), "-p", str(self.port),
-                  "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
-                  "-c", f'CREATE DATABASE "{name}"')
+        self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def server_log(self) -> str:
