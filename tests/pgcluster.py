@@ -104,6 +104,15 @@ class PgCluster:
                          "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-tA",
                          "-c", sql, timeout=30)
 
+    def session(self) -> subprocess.Popen[str]:
+        """An interactive ``psql`` session over the Unix socket, idle until its stdin gets
+        SQL; it ends when stdin is closed. It holds a "smart" shutdown open."""
+        return subprocess.Popen(
+            [*self.as_postgres, str(BIN / "psql"), "-h", str(self.folder), "-p", str(self.port),
+             "-U", "postgres", "-d", "postgres", "-q"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            text=True)
+
     def create_database(self, name: str) -> str:
         """A new, empty database; its SQLAlchemy URL."""
         self.psql(f'CREATE DATABASE "{name}"')
