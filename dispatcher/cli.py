@@ -85,7 +85,7 @@ def _serve(settings: Settings, workers: bool, host: str | None, port: int | None
     from .service import ApiServer
 
     logs.configure(settings)
-    migrate.upgrade(settings.database_url)
+    _when_database_answers(settings, "migrate", lambda: migrate.upgrade(settings.database_url))
     config = uvicorn.Config(
         create_app(settings, workers=workers),
         host=host or settings.host,
@@ -104,6 +104,34 @@ def _serve(settings: Settings, workers: bool, host: str | None, port: int | None
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def _when_database_answers(settings: Settings, what: str, action: Callable[[], T]) -> T:
+    """``action()`` once the database answers, waiting up to DATABASE_WAIT_SECONDS (a
+    database restarting as the process starts); then one line on stderr and exit 1."""
+    from .outage import describe, is_database_away, wait_for_database
+
+    # aiosqlite's connection thread dies noisily after a failed connect (see _run); each
+    # failure is logged as one line instead.
+    previous, threading.excepthook = threading.excepthook, lambda args: None
+    try:
+        return wait_for_database(action, settings.database_wait_seconds, what)
+    except Exception as exc:
+        if not is_database_away(exc):
+            raise
+        _fail(f"the database at {_safe_url(settings.database_url)} did not answer within "
+              f"{settings.database_wait_seconds:g} s (DISPATCHER_DATABASE_WAIT_SECONDS): "
+              f"{describe(exc)}")
+    finally:
+        threading.excepthook = previous
+
+
+async def _ping(settings: Settings) -> None:
+    store = Store(open_database(settings))
+    try:
+        await store.ping()
+    finally:
+        await store.db.dispose()
 
 
 @app.command()
@@ -137,6 +165,7 @@ def worker(
     settings = Settings()
     logs.configure(settings)
     port = metrics_port if metrics_port is not None else settings.metrics_port
+    _when_database_answers(settings, "start the worker", lambda: run_loop(_ping(settings)))
 
     async def main() -> None:
         async with running(settings, workers=True) as runtime:

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     db_connect_timeout_seconds: float = Field(default=10.0, gt=0)
     db_command_timeout_seconds: float = Field(default=60.0, gt=0)
+    # At start-up, how long serve, api and worker wait for a database that does not answer.
+    database_wait_seconds: float = Field(default=60.0, ge=0)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     http_max_connections: int = Field(default=256, ge=1)
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"

@@ -21,6 +21,7 @@ import httpx
 from . import metrics
 from .config import Settings
 from .models import utcnow
+from .outage import describe, is_database_away
 from .policy import Outcome, RetryPolicy, parse_retry_after
 from .sender import send
 from .store import AttemptRecord, Job, Store
@@ -28,6 +29,7 @@ from .store import AttemptRecord, Job, Store
 log = logging.getLogger("dispatcher.worker")
 
 RECORD_BATCH = 500
+MAX_BACKOFF_SECONDS = 5.0  # the longest a worker waits between tries while the database is away
 
 
 class Worker:
@@ -118,6 +120,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         settings = self.settings
+        failures = 0
         while not self._stopping.is_set():
             room = self._room_left()
             if room < self._low_water:
@@ -134,10 +137,18 @@ class Worker:
                 if claimed:
                     metrics.count_claim(claimed)
                 jobs = await self._admit(jobs)
-            except Exception:
-                log.exception("claiming deliveries failed; trying again")
-                await self.store.wakeup.wait(settings.poll_interval_seconds)
+            except Exception as exc:
+                delay = min(settings.poll_interval_seconds * 2 ** min(failures, 10),
+                            MAX_BACKOFF_SECONDS)
+                failures += 1
+                if is_database_away(exc):
+                    log.warning("database not answering (%s); claiming again in %.1f s",
+                                describe(exc), delay)
+                else:
+                    log.exception("claiming deliveries failed; trying again in %.1f s", delay)
+                await self.store.wakeup.wait(delay)
                 continue
+            failures = 0
             for job in jobs:
                 self.leased.add(job.delivery_id)
                 self._per_subscription[job.subscription_id] += 1
@@ -302,15 +313,19 @@ class Worker:
                     self.owner, batch, self.settings.disable_after_seconds)
                 self.leased.difference_update(r.job.delivery_id for r in batch)
                 break
-            except Exception:
+            except Exception as exc:
                 tries += 1
                 if self._stopping.is_set() and tries >= 5:
                     # Given up: the leases are released at exit and the deliveries sent again.
                     log.exception("could not record %d attempts", len(batch))
                     return
-                log.exception("recording %d attempts failed; trying again", len(batch))
+                if is_database_away(exc):
+                    log.warning("database not answering (%s); recording %d attempts again "
+                                "in %.1f s", describe(exc), len(batch), delay)
+                else:
+                    log.exception("recording %d attempts failed; trying again", len(batch))
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
         # Counted and logged once committed, so both match the stored attempts.
         metrics.count_attempts(batch)
         if log.isEnabledFor(logging.INFO):

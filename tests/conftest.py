@@ -12,6 +12,7 @@ from dispatcher.config import Settings
 
 from .databases import POSTGRES_ADMIN_URL, Databases, postgres_problem
 from .harness import AppServer
+from .pgcluster import pg_cluster  # noqa: F401 - a PostgreSQL server of the test's own
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 # Settings every test server starts from: fast retries, private targets allowed.

@@ -192,14 +192,18 @@ class ServeProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> ServeProcess:
+    def launch(self) -> ServeProcess:
+        """Start the process and return at once (``start`` also waits until it is ready)."""
         import subprocess
-
 
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
         log.close()
         _children.append(self.process)
+        return self
+
+    def start(self) -> ServeProcess:
+        self.launch()
 
         def up() -> bool:
             if self.process.poll() is not None:

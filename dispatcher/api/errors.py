@@ -8,10 +8,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..outage import DATABASE_ERRORS, describe, is_database_away
 from ..sealing import SealingError
 from ..store import Conflict, NotFound
 from .schemas import ErrorOut
@@ -125,12 +124,10 @@ def _conflict(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, DBAPIError) and not (
-        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    ):
+    if not is_database_away(exc):
         return _internal(request, exc)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
-                type(exc).__name__)
+                describe(exc))
     return error_response(503, "database_unavailable",
                           "the database does not answer; try again shortly", **{"retry-after": "1"})
 
@@ -178,6 +175,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(SealingError, _sealing_error)
-    for kind in (DBAPIError, SATimeoutError, OSError):
+    for kind in DATABASE_ERRORS:
         app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(Exception, _internal)
