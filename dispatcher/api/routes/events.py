@@ -13,6 +13,7 @@ from ...store import KeyDeleted
 from ..auth import DELETED_KEY, Admin, IngestPublisher, Publisher, StoreDep
 from ..errors import BODY_ERRORS, ApiError, error_responses
 from ..paging import PageParams, as_utc, listing, page_params, path_id
+from ..query import StrictQueryRoute
 from ..schemas import (
     DeliveryOut,
     EventAccepted,
@@ -23,7 +24,7 @@ from ..schemas import (
     Listing,
 )
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=StrictQueryRoute)
 log = logging.getLogger("dispatcher.api")
 EventId = Annotated[str, path_id("evt")]
 
