@@ -60,6 +60,10 @@ class KeyDeleted(Exception):
     """The API key the request came with was deleted: nothing was stored."""
 
 
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was sent before with a different body: nothing was stored."""
+
+
 def hash_key(plain: str) -> str:
     return hashlib.sha256(plain.encode()).hexdigest()
 
@@ -72,6 +76,18 @@ def encode_payload(event_type: str, created_at: datetime, data: Any) -> bytes:
     """The exact bytes every subscriber receives for this event."""
     body = {"type": event_type, "timestamp": rfc3339(created_at), "data": data}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_json(value: Any) -> str:
+    """One text per JSON value: keys sorted, no spaces (a number stays as parsed: 1 ≠ 1.0)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def same_request(payload: bytes, event_type: str, data: Any) -> bool:
+    """Whether an event stored as ``payload`` (``encode_payload``) was asked for with this
+    ``event_type`` and ``data``, whatever the key order and spacing of either request."""
+    stored = json.loads(payload)
+    return stored["type"] == event_type and canonical_json(stored["data"]) == canonical_json(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -623,7 +639,8 @@ class Store:
         """Store the event and one delivery per matching subscription, in one transaction.
 
         Returns the event (with ``deliveries``, the fan-out count) and whether it is new;
-        an ``idempotency_key`` seen from this publisher within the TTL returns the first.
+        an ``idempotency_key`` seen from this publisher within the TTL returns the first, or
+        raises ``IdempotencyKeyReused`` when the first had another type or data.
         With ``check_key`` the API key ``publisher`` must still be live when the event is
         stored (checked in its transaction; just before it for an idempotency key), else
         ``KeyDeleted`` and nothing is stored: for callers that authenticated from memory.
@@ -646,15 +663,19 @@ class Store:
         if check_key and not await self._key_is_live(publisher):
             raise KeyDeleted(publisher)
         e, d = event_table, delivery_table
-        earlier = await self._idempotent_event(publisher, idempotency_key, now, idempotency_ttl)
+        asked = (event_type, data)
+        earlier = await self._idempotent_event(
+            publisher, idempotency_key, now, idempotency_ttl, asked)
         if earlier is not None:
             return earlier, False
         try:
             async with self.writer.begin() as conn:
-                # An expired key gives way to the new event.
+                # An expired key gives way to the new event; a live one, committed since the
+                # look-up above, stays and makes the insert fail (IntegrityError below).
                 await conn.execute(
                     sa.update(e)
-                    .where(e.c.publisher == publisher, e.c.idempotency_key == idempotency_key)
+                    .where(e.c.publisher == publisher, e.c.idempotency_key == idempotency_key,
+                           e.c.created_at <= now - timedelta(seconds=idempotency_ttl))
                     .values(idempotency_key=None)
                 )
                 await conn.execute(sa.insert(e), event)
@@ -667,7 +688,8 @@ class Store:
                     await self.db.announce(conn)
         except IntegrityError:
             # The same idempotency key, committed by a concurrent request first.
-            earlier = await self._idempotent_event(publisher, idempotency_key, now, idempotency_ttl)
+            earlier = await self._idempotent_event(
+                publisher, idempotency_key, now, idempotency_ttl, asked)
             if earlier is None:
                 raise
             return earlier, False
@@ -750,13 +772,15 @@ class Store:
         return found is not None
 
     async def _idempotent_event(
-        self, publisher: str, key: str, now: datetime, ttl: float
+        self, publisher: str, key: str, now: datetime, ttl: float, asked: tuple[str, Any],
     ) -> dict[str, Any] | None:
+        """The live event stored under ``key``, if any; ``IdempotencyKeyReused`` if it was
+        asked for with another (type, data) than ``asked``."""
         e, d = event_table, delivery_table
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    sa.select(e.c.id, e.c.type, e.c.created_at).where(
+                    sa.select(e.c.id, e.c.type, e.c.created_at, e.c.payload).where(
                         e.c.publisher == publisher,
                         e.c.idempotency_key == key,
                         e.c.created_at > now - timedelta(seconds=ttl),
@@ -765,10 +789,14 @@ class Store:
             ).first()
             if row is None:
                 return None
+            # Compared with the stored body: no hash column, and rows from before work alike.
+            if not same_request(row.payload, *asked):
+                raise IdempotencyKeyReused(key)
             count = await conn.scalar(
                 sa.select(sa.func.count()).select_from(d).where(d.c.event_id == row.id)
             )
-        return _row(row) | {"deliveries": count}
+        return {"id": row.id, "type": row.type, "created_at": row.created_at,
+                "deliveries": count}
 
     async def list_events(
         self, publisher: str | None, event_type: str | None, after: datetime | None,
