@@ -117,13 +117,14 @@ class Job:
     number: int  # this attempt's number over the delivery's life
     round_number: int  # this attempt's number in the current retry round
     trigger: str
-    resume_status: str | None
+    resume_status: str | None  # a manual attempt's: the status to go back to unless it succeeds
     url: str
     headers: dict[str, str]
     keys: list[bytes]
     payload: bytes
     rate_limit: int | None = None  # the subscription's rate_limit_per_second
     failing_since: datetime | None = None  # the subscription's, when claimed
+    resume_at: datetime | None = None  # a manual attempt's: the pending delivery's due time
 
 
 @dataclass(slots=True)
@@ -874,7 +875,13 @@ class Store:
         return await self._page(stmt, a.c.id, cursor, limit, order)
 
     async def retry_now(self, delivery_id: str, owner: str | None) -> dict[str, Any]:
-        """Schedule one manual attempt now, whatever the delivery's status."""
+        """Schedule one manual attempt now, whatever the delivery's status.
+
+        It is outside the schedule: unless it succeeds, the delivery goes back to its status
+        (``resume_status``) and, if pending, to its next attempt time (``resume_at``), and
+        the attempt uses up no retry (``record_attempts``). Asked again before the attempt
+        starts, nothing changes: one attempt is queued, from the state before the first ask.
+        """
         d, s = delivery_table, subscription_table
         now = utcnow()
         async with self.writer.begin() as conn:
@@ -890,18 +897,22 @@ class Store:
                 raise Conflict("subscription_deleted", "the delivery's subscription was deleted")
             if row.status == "pending" and row.lease_until is not None and row.lease_until > now:
                 raise Conflict("attempt_in_progress", "an attempt of this delivery is under way")
-            await conn.execute(
-                sa.update(d)
-                .where(d.c.id == delivery_id)
-                .values(
-                    status="pending",
-                    next_trigger="manual",
-                    resume_status=None if row.status == "pending" else row.status,
-                    next_attempt_at=now,
-                    updated_at=now,
+            queued = row.status == "pending" and await conn.scalar(
+                sa.select(d.c.next_trigger).where(d.c.id == delivery_id)) == "manual"
+            if not queued:
+                await conn.execute(
+                    sa.update(d)
+                    .where(d.c.id == delivery_id)
+                    .values(
+                        status="pending",
+                        next_trigger="manual",
+                        resume_status=row.status,
+                        resume_at=row.next_attempt_at if row.status == "pending" else None,
+                        next_attempt_at=now,
+                        updated_at=now,
+                    )
                 )
-            )
-            await self.db.announce(conn)
+                await self.db.announce(conn)
             row = (await conn.execute(stmt)).one()
         self.wakeup.notify()
         return _row(row)
@@ -916,7 +927,7 @@ class Store:
 
         ``skip``: subscriptions this worker may not start more attempts for just now.
         """
-        e, s = event_table, subscription_table
+        d, e, s = delivery_table, event_table, subscription_table
         now = utcnow()
         until = now + timedelta(seconds=lease_seconds)
         async with self.writer.begin() as conn:
@@ -932,9 +943,19 @@ class Store:
             )).all())
             subs = {r.id: r for r in await conn.execute(
                 sa.select(s.c.id, s.c.url, s.c.headers, s.c.secrets,
-                          s.c.rate_limit_per_second, s.c.failing_since)
+                          s.c.rate_limit_per_second, s.c.failing_since, s.c.deleted_at)
                 .where(s.c.id.in_({r.subscription_id for r in claimed}))
             )}
+            # Nothing goes to a deleted subscription: a delivery of one found pending (left
+            # so by an older version) is cancelled here, as the deletion meant, and not sent.
+            deleted = {sub_id for sub_id, sub in subs.items() if sub.deleted_at is not None}
+            if deleted:
+                await conn.execute(
+                    sa.update(d)
+                    .where(d.c.id.in_([r.id for r in claimed if r.subscription_id in deleted]))
+                    .values(status="cancelled", next_attempt_at=None, lease_until=None,
+                            lease_owner=None, updated_at=now))
+                subs = {sub_id: sub for sub_id, sub in subs.items() if sub_id not in deleted}
         keys = {sub_id: valid_keys(self._opened_secrets(sub.secrets), now)
                 for sub_id, sub in subs.items()}
         return [
@@ -952,6 +973,7 @@ class Store:
                 payload=payloads[r.event_id],
                 rate_limit=sub.rate_limit_per_second,
                 failing_since=sub.failing_since,
+                resume_at=r.resume_at,
             )
             for r in sorted(claimed, key=lambda r: r.next_attempt_at)
             if (sub := subs.get(r.subscription_id)) is not None and r.event_id in payloads
@@ -991,20 +1013,27 @@ class Store:
                 ],
             )
             # Only the lease holder moves the delivery on; an attempt made after the lease
-            # ran out is still recorded above, and the new holder decides.
+            # ran out is still recorded above, and the new holder decides. A delivery
+            # cancelled meanwhile (its subscription deleted) stays cancelled.
+            cancelled = d.c.status == "cancelled"
             await conn.execute(
                 sa.update(d)
                 .where(d.c.id == sa.bindparam("b_id"), d.c.lease_owner == owner)
                 .values(
-                    status=sa.bindparam("b_status"),
+                    status=sa.case((cancelled, d.c.status), else_=sa.bindparam("b_status")),
                     attempts=d.c.attempts + 1,
-                    next_attempt_at=sa.bindparam("b_next", type_=d.c.next_attempt_at.type),
+                    # A manual attempt is outside the schedule: it uses up no retry.
+                    retry_base=d.c.retry_base + sa.bindparam("b_outside"),
+                    next_attempt_at=sa.case(
+                        (cancelled, None),
+                        else_=sa.bindparam("b_next", type_=d.c.next_attempt_at.type)),
                     lease_until=None,
                     lease_owner=None,
                     last_status_code=sa.bindparam("b_code"),
                     last_error=sa.bindparam("b_error"),
                     next_trigger=sa.bindparam("b_trigger"),
                     resume_status=None,
+                    resume_at=None,
                     updated_at=now,
                 ),
                 [
@@ -1014,6 +1043,7 @@ class Store:
                         "b_trigger": "replay" if r.job.trigger == "replay"
                         and r.status == "pending" else "scheduled",
                         "b_status": r.status,
+                        "b_outside": 1 if r.job.trigger == "manual" else 0,
                         "b_next": r.next_attempt_at,
                         "b_code": r.status_code,
                         "b_error": r.error,
@@ -1255,7 +1285,8 @@ class Store:
                             .values(status="pending" if enabled else "held",
                                     next_attempt_at=now if enabled else None,
                                     retry_base=d.c.attempts, next_trigger="replay",
-                                    resume_status=None, lease_until=None, lease_owner=None,
+                                    resume_status=None, resume_at=None, lease_until=None,
+                                    lease_owner=None,
                                     updated_at=now))).rowcount
                 await self.db.announce(conn)
             self.wakeup.notify()
