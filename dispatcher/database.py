@@ -196,7 +196,7 @@ class Database:
             .values(lease_until=lease_until, lease_owner=owner)
             .returning(d.c.id, d.c.event_id, d.c.subscription_id, d.c.attempts,
                        d.c.retry_base, d.c.next_trigger, d.c.resume_status,
-                       d.c.next_attempt_at)
+                       d.c.resume_at, d.c.next_attempt_at)
         )
 
     def _lockable(self, due: sa.Select[Any]) -> sa.Select[Any]:

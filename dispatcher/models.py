@@ -110,6 +110,8 @@ class Delivery(SQLModel, table=True):
     retry_base: int = 0  # attempts made before the current retry round (replays reset it)
     next_trigger: str = Field(default="scheduled", max_length=16)
     resume_status: str | None = Field(default=None, max_length=16)  # after a manual attempt
+    # A pending delivery's next_attempt_at before a manual attempt, kept for after it.
+    resume_at: datetime | None = _ts(nullable=True)
     next_attempt_at: datetime | None = _ts(nullable=True)
     lease_until: datetime | None = _ts(nullable=True)
     lease_owner: str | None = Field(default=None, max_length=64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
@@ -76,6 +76,23 @@ class Step:
     status: str  # "succeeded" | "pending" | "failed"
     delay: float | None = None  # seconds until the next attempt, when pending
     gone: bool = False  # the receiver answered 410: disable the subscription
+
+
+def delivery_after(
+    step: Step, now: datetime, resume_status: str | None = None,
+    resume_at: datetime | None = None,
+) -> tuple[str, datetime | None]:
+    """The delivery's status and next attempt time after an attempt decided as ``step``.
+
+    A manual attempt (``resume_status``: the status it was asked from) is outside the
+    schedule: unless it succeeded, the delivery goes back to that status, and a pending one
+    to the time its next scheduled attempt had (``resume_at``).
+    """
+    if resume_status is not None and step.status != "succeeded":
+        return resume_status, (resume_at or now) if resume_status == "pending" else None
+    if step.status == "pending":
+        return "pending", now + timedelta(seconds=step.delay or 0)
+    return step.status, None
 
 
 class wait_schedule(wait_base):

@@ -60,6 +60,10 @@ class KeyDeleted(Exception):
     """The API key the request came with was deleted: nothing was stored."""
 
 
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was sent before with a different body: nothing was stored."""
+
+
 def hash_key(plain: str) -> str:
     return hashlib.sha256(plain.encode()).hexdigest()
 
@@ -72,6 +76,18 @@ def encode_payload(event_type: str, created_at: datetime, data: Any) -> bytes:
     """The exact bytes every subscriber receives for this event."""
     body = {"type": event_type, "timestamp": rfc3339(created_at), "data": data}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_json(value: Any) -> str:
+    """One text per JSON value: keys sorted, no spaces (a number stays as parsed: 1 ≠ 1.0)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def same_request(payload: bytes, event_type: str, data: Any) -> bool:
+    """Whether an event stored as ``payload`` (``encode_payload``) was asked for with this
+    ``event_type`` and ``data``, whatever the key order and spacing of either request."""
+    stored = json.loads(payload)
+    return stored["type"] == event_type and canonical_json(stored["data"]) == canonical_json(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +117,14 @@ class Job:
     number: int  # this attempt's number over the delivery's life
     round_number: int  # this attempt's number in the current retry round
     trigger: str
-    resume_status: str | None
+    resume_status: str | None  # a manual attempt's: the status to go back to unless it succeeds
     url: str
     headers: dict[str, str]
     keys: list[bytes]
     payload: bytes
     rate_limit: int | None = None  # the subscription's rate_limit_per_second
     failing_since: datetime | None = None  # the subscription's, when claimed
+    resume_at: datetime | None = None  # a manual attempt's: the pending delivery's due time
 
 
 @dataclass(slots=True)
@@ -638,7 +655,8 @@ class Store:
         """Store the event and one delivery per matching subscription, in one transaction.
 
         Returns the event (with ``deliveries``, the fan-out count) and whether it is new;
-        an ``idempotency_key`` seen from this publisher within the TTL returns the first.
+        an ``idempotency_key`` seen from this publisher within the TTL returns the first, or
+        raises ``IdempotencyKeyReused`` when the first had another type or data.
         With ``check_key`` the API key ``publisher`` must still be live when the event is
         stored (checked in its transaction; just before it for an idempotency key), else
         ``KeyDeleted`` and nothing is stored: for callers that authenticated from memory.
@@ -661,15 +679,19 @@ class Store:
         if check_key and not await self._key_is_live(publisher):
             raise KeyDeleted(publisher)
         e, d = event_table, delivery_table
-        earlier = await self._idempotent_event(publisher, idempotency_key, now, idempotency_ttl)
+        asked = (event_type, data)
+        earlier = await self._idempotent_event(
+            publisher, idempotency_key, now, idempotency_ttl, asked)
         if earlier is not None:
             return earlier, False
         try:
             async with self.writer.begin() as conn:
-                # An expired key gives way to the new event.
+                # An expired key gives way to the new event; a live one, committed since the
+                # look-up above, stays and makes the insert fail (IntegrityError below).
                 await conn.execute(
                     sa.update(e)
-                    .where(e.c.publisher == publisher, e.c.idempotency_key == idempotency_key)
+                    .where(e.c.publisher == publisher, e.c.idempotency_key == idempotency_key,
+                           e.c.created_at <= now - timedelta(seconds=idempotency_ttl))
                     .values(idempotency_key=None)
                 )
                 await conn.execute(sa.insert(e), event)
@@ -682,7 +704,8 @@ class Store:
                     await self.db.announce(conn)
         except IntegrityError:
             # The same idempotency key, committed by a concurrent request first.
-            earlier = await self._idempotent_event(publisher, idempotency_key, now, idempotency_ttl)
+            earlier = await self._idempotent_event(
+                publisher, idempotency_key, now, idempotency_ttl, asked)
             if earlier is None:
                 raise
             return earlier, False
@@ -765,13 +788,15 @@ class Store:
         return found is not None
 
     async def _idempotent_event(
-        self, publisher: str, key: str, now: datetime, ttl: float
+        self, publisher: str, key: str, now: datetime, ttl: float, asked: tuple[str, Any],
     ) -> dict[str, Any] | None:
+        """The live event stored under ``key``, if any; ``IdempotencyKeyReused`` if it was
+        asked for with another (type, data) than ``asked``."""
         e, d = event_table, delivery_table
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    sa.select(e.c.id, e.c.type, e.c.created_at).where(
+                    sa.select(e.c.id, e.c.type, e.c.created_at, e.c.payload).where(
                         e.c.publisher == publisher,
                         e.c.idempotency_key == key,
                         e.c.created_at > now - timedelta(seconds=ttl),
@@ -780,10 +805,14 @@ class Store:
             ).first()
             if row is None:
                 return None
+            # Compared with the stored body: no hash column, and rows from before work alike.
+            if not same_request(row.payload, *asked):
+                raise IdempotencyKeyReused(key)
             count = await conn.scalar(
                 sa.select(sa.func.count()).select_from(d).where(d.c.event_id == row.id)
             )
-        return _row(row) | {"deliveries": count}
+        return {"id": row.id, "type": row.type, "created_at": row.created_at,
+                "deliveries": count}
 
     async def list_events(
         self, publisher: str | None, event_type: str | None, after: datetime | None,
@@ -861,7 +890,13 @@ class Store:
         return await self._page(stmt, a.c.id, cursor, limit, order)
 
     async def retry_now(self, delivery_id: str, owner: str | None) -> dict[str, Any]:
-        """Schedule one manual attempt now, whatever the delivery's status."""
+        """Schedule one manual attempt now, whatever the delivery's status.
+
+        It is outside the schedule: unless it succeeds, the delivery goes back to its status
+        (``resume_status``) and, if pending, to its next attempt time (``resume_at``), and
+        the attempt uses up no retry (``record_attempts``). Asked again before the attempt
+        starts, nothing changes: one attempt is queued, from the state before the first ask.
+        """
         d, s = delivery_table, subscription_table
         now = utcnow()
         async with self.writer.begin() as conn:
@@ -877,18 +912,22 @@ class Store:
                 raise Conflict("subscription_deleted", "the delivery's subscription was deleted")
             if row.status == "pending" and row.lease_until is not None and row.lease_until > now:
                 raise Conflict("attempt_in_progress", "an attempt of this delivery is under way")
-            await conn.execute(
-                sa.update(d)
-                .where(d.c.id == delivery_id)
-                .values(
-                    status="pending",
-                    next_trigger="manual",
-                    resume_status=None if row.status == "pending" else row.status,
-                    next_attempt_at=now,
-                    updated_at=now,
+            queued = row.status == "pending" and await conn.scalar(
+                sa.select(d.c.next_trigger).where(d.c.id == delivery_id)) == "manual"
+            if not queued:
+                await conn.execute(
+                    sa.update(d)
+                    .where(d.c.id == delivery_id)
+                    .values(
+                        status="pending",
+                        next_trigger="manual",
+                        resume_status=row.status,
+                        resume_at=row.next_attempt_at if row.status == "pending" else None,
+                        next_attempt_at=now,
+                        updated_at=now,
+                    )
                 )
-            )
-            await self.db.announce(conn)
+                await self.db.announce(conn)
             row = (await conn.execute(stmt)).one()
         self.wakeup.notify()
         return _row(row)
@@ -903,7 +942,7 @@ class Store:
 
         ``skip``: subscriptions this worker may not start more attempts for just now.
         """
-        e, s = event_table, subscription_table
+        d, e, s = delivery_table, event_table, subscription_table
         now = utcnow()
         until = now + timedelta(seconds=lease_seconds)
         async with self.writer.begin() as conn:
@@ -919,9 +958,19 @@ class Store:
             )).all())
             subs = {r.id: r for r in await conn.execute(
                 sa.select(s.c.id, s.c.url, s.c.headers, s.c.secrets,
-                          s.c.rate_limit_per_second, s.c.failing_since)
+                          s.c.rate_limit_per_second, s.c.failing_since, s.c.deleted_at)
                 .where(s.c.id.in_({r.subscription_id for r in claimed}))
             )}
+            # Nothing goes to a deleted subscription: a delivery of one found pending (left
+            # so by an older version) is cancelled here, as the deletion meant, and not sent.
+            deleted = {sub_id for sub_id, sub in subs.items() if sub.deleted_at is not None}
+            if deleted:
+                await conn.execute(
+                    sa.update(d)
+                    .where(d.c.id.in_([r.id for r in claimed if r.subscription_id in deleted]))
+                    .values(status="cancelled", next_attempt_at=None, lease_until=None,
+                            lease_owner=None, updated_at=now))
+                subs = {sub_id: sub for sub_id, sub in subs.items() if sub_id not in deleted}
         keys = {sub_id: valid_keys(self._opened_secrets(sub.secrets), now)
                 for sub_id, sub in subs.items()}
         return [
@@ -939,6 +988,7 @@ class Store:
                 payload=payloads[r.event_id],
                 rate_limit=sub.rate_limit_per_second,
                 failing_since=sub.failing_since,
+                resume_at=r.resume_at,
             )
             for r in sorted(claimed, key=lambda r: r.next_attempt_at)
             if (sub := subs.get(r.subscription_id)) is not None and r.event_id in payloads
@@ -978,20 +1028,27 @@ class Store:
                 ],
             )
             # Only the lease holder moves the delivery on; an attempt made after the lease
-            # ran out is still recorded above, and the new holder decides.
+            # ran out is still recorded above, and the new holder decides. A delivery
+            # cancelled meanwhile (its subscription deleted) stays cancelled.
+            cancelled = d.c.status == "cancelled"
             await conn.execute(
                 sa.update(d)
                 .where(d.c.id == sa.bindparam("b_id"), d.c.lease_owner == owner)
                 .values(
-                    status=sa.bindparam("b_status"),
+                    status=sa.case((cancelled, d.c.status), else_=sa.bindparam("b_status")),
                     attempts=d.c.attempts + 1,
-                    next_attempt_at=sa.bindparam("b_next", type_=d.c.next_attempt_at.type),
+                    # A manual attempt is outside the schedule: it uses up no retry.
+                    retry_base=d.c.retry_base + sa.bindparam("b_outside"),
+                    next_attempt_at=sa.case(
+                        (cancelled, None),
+                        else_=sa.bindparam("b_next", type_=d.c.next_attempt_at.type)),
                     lease_until=None,
                     lease_owner=None,
                     last_status_code=sa.bindparam("b_code"),
                     last_error=sa.bindparam("b_error"),
                     next_trigger=sa.bindparam("b_trigger"),
                     resume_status=None,
+                    resume_at=None,
                     updated_at=now,
                 ),
                 [
@@ -1001,6 +1058,7 @@ class Store:
                         "b_trigger": "replay" if r.job.trigger == "replay"
                         and r.status == "pending" else "scheduled",
                         "b_status": r.status,
+                        "b_outside": 1 if r.job.trigger == "manual" else 0,
                         "b_next": r.next_attempt_at,
                         "b_code": r.status_code,
                         "b_error": r.error,
@@ -1277,7 +1335,8 @@ class Store:
                             .values(status="pending" if enabled else "held",
                                     next_attempt_at=now if enabled else None,
                                     retry_base=d.c.attempts, next_trigger="replay",
-                                    resume_status=None, lease_until=None, lease_owner=None,
+                                    resume_status=None, resume_at=None, lease_until=None,
+                                    lease_owner=None,
                                     updated_at=now))).rowcount
                 await self.db.announce(conn)
             self.wakeup.notify()

@@ -22,7 +22,7 @@ from . import metrics
 from .config import Settings
 from .models import utcnow
 from .outage import describe, is_database_away
-from .policy import Outcome, RetryPolicy, parse_retry_after
+from .policy import Outcome, RetryPolicy, delivery_after, parse_retry_after
 from .sender import send
 from .store import AttemptRecord, Job, Store
 
@@ -251,12 +251,7 @@ class Worker:
         outcome = Outcome(response.status_code, parse_retry_after(response.retry_after, now),
                           response.blocked)
         step = self.policy.next_step(job.round_number, outcome)
-        status, next_at = step.status, None
-        if step.status == "pending":
-            next_at = now + timedelta(seconds=step.delay or 0)
-        if job.resume_status is not None and status != "succeeded":
-            # A manual attempt on a finished delivery does not restart its schedule.
-            status, next_at = job.resume_status, None
+        status, next_at = delivery_after(step, now, job.resume_status, job.resume_at)
         await self._records.put(
             AttemptRecord(
                 job=job,

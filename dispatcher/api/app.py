@@ -20,9 +20,10 @@ from .timeouts import RequestDeadline
 
 log = logging.getLogger("dispatcher.api")
 
-# Every /v1 route checks the key (401) and its role (403) in the database (503); the
-# other error statuses are declared by each route (errors.error_responses).
-V1_ERRORS = errors.error_responses(401, 403, 503)
+# Every /v1 route refuses query parameters it does not take (400, query.StrictQueryRoute)
+# and checks the key (401) and its role (403) in the database (503); the other error
+# statuses are declared by each route (errors.error_responses).
+V1_ERRORS = errors.error_responses(400, 401, 403, 503)
 
 
 async def _bootstrap_admin(store: Store, settings: Settings) -> None:

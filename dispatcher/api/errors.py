@@ -35,7 +35,7 @@ STATUS_CODES = {
 # What each error status means in /openapi.json (docs/api-notes.md has the whole table).
 ERROR_DESCRIPTIONS = {
     400: "invalid_json, invalid_content_length, or a bad parameter: invalid_parameter, "
-         "invalid_cursor",
+         "invalid_cursor, unknown_parameter (a query parameter the endpoint does not take)",
     401: "unauthorized: no, unknown or deleted API key",
     403: "forbidden: the key's role may not do this",
     404: "not_found: no such resource, or another owner's",

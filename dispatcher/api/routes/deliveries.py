@@ -9,9 +9,10 @@ from ...store import DeliveryFilter
 from ..auth import Admin, StoreDep, SubscriberOrAdmin
 from ..errors import BODY_ERRORS, error_responses
 from ..paging import PageParams, as_utc, listing, page_params, path_id
+from ..query import StrictQueryRoute
 from ..schemas import NO_NUL, AttemptOut, DeliveryOut, Listing, Replayed, ReplayIn
 
-router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"], route_class=StrictQueryRoute)
 DeliveryId = Annotated[str, path_id("dlv")]
 Status = Literal["pending", "succeeded", "failed", "held", "cancelled"]
 

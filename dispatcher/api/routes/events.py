@@ -9,10 +9,11 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from ... import event_types, metrics
-from ...store import KeyDeleted
+from ...store import IdempotencyKeyReused, KeyDeleted
 from ..auth import DELETED_KEY, Admin, IngestPublisher, Publisher, StoreDep
 from ..errors import BODY_ERRORS, ApiError, error_responses
 from ..paging import PageParams, as_utc, listing, page_params, path_id
+from ..query import StrictQueryRoute
 from ..schemas import (
     DeliveryOut,
     EventAccepted,
@@ -23,7 +24,7 @@ from ..schemas import (
     Listing,
 )
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=StrictQueryRoute)
 log = logging.getLogger("dispatcher.api")
 EventId = Annotated[str, path_id("evt")]
 
@@ -43,7 +44,10 @@ def _event_out(row: dict) -> dict:
     response_model=EventAccepted,
     responses={
         200: {"model": EventAccepted, "description": "a repeated Idempotency-Key"},
-        **error_responses(*BODY_ERRORS, 422),
+        **error_responses(
+            *BODY_ERRORS, 422, s422="validation_error: a body field is missing, of the wrong "
+            "type, unknown or invalid; or idempotency_key_reused: the Idempotency-Key came "
+            "with another type or data before (nothing is created)"),
     },
 )
 async def post_event(
@@ -60,6 +64,10 @@ async def post_event(
         )
     except KeyDeleted:
         raise ApiError(401, "unauthorized", DELETED_KEY) from None
+    except IdempotencyKeyReused:
+        raise ApiError(422, "idempotency_key_reused",
+                       "this Idempotency-Key was used for an event with another type or data; "
+                       "send a new key for a new event") from None
     if created:
         metrics.count_event(event["deliveries"])
         if log.isEnabledFor(logging.DEBUG):

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Response
 from ..auth import Admin, StoreDep
 from ..errors import BODY_ERRORS, error_responses
 from ..paging import PageParams, listing, page_params, path_id
+from ..query import StrictQueryRoute
 from ..schemas import KeyCreated, KeyIn, KeyOut, Listing
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], route_class=StrictQueryRoute)
 KeyId = Annotated[str, path_id("key")]
 
 

@@ -14,6 +14,7 @@ from ...targets import AddressGuard, InvalidTarget, check_url
 from ..auth import Admin, StoreDep, SubscriberOrAdmin
 from ..errors import BODY_ERRORS, ApiError, error_responses
 from ..paging import PageParams, listing, page_params, path_id
+from ..query import StrictQueryRoute
 from ..schemas import (
     Listing,
     RecoverIn,
@@ -26,7 +27,8 @@ from ..schemas import (
     TestOut,
 )
 
-router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"],
+                   route_class=StrictQueryRoute)
 NOT_NULL = ("url", "event_types", "headers", "enabled")
 SubId = Annotated[str, path_id("sub")]
 INVALID_URL = "validation_error, or invalid_url: a URL that may not be used"
