@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..sealing import SealingError
 from ..store import Conflict, NotFound
+from .limits import NOT_UTF8, TOO_DEEP
+from .messages import describe
 from .schemas import ErrorOut
 
 log = logging.getLogger("dispatcher.api")
@@ -31,6 +34,9 @@ STATUS_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+NOT_JSON = "the request body is not valid JSON"
 
 
 # What each error status means in /openapi.json (docs/api-notes.md has the whole table).
@@ -77,26 +83,34 @@ def error_response(status: int, code: str, message: str, **headers: str) -> JSON
     )
 
 
-def _where(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
-
-
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(400, "invalid_json", "the request body is not valid JSON")
+        return error_response(400, "invalid_json", NOT_JSON)
     if errors and all(e["loc"] and e["loc"][0] == "path" for e in errors):
         # A path id of the wrong shape names nothing (paging.path_id).
         return error_response(404, "not_found", "no such resource: "
                               + ", ".join(str(e.get("input")) for e in errors))
     in_body = [e for e in errors if e["loc"] and e["loc"][0] == "body"]
     chosen = in_body or errors
-    message = "; ".join(f"{_where(tuple(e['loc']))}: {e['msg']}" for e in chosen[:5])
+    message = describe(chosen)
     if in_body:
         return error_response(422, "validation_error", message)
     return error_response(400, "invalid_parameter", message)
+
+
+def _parse_failure(cause: BaseException | None) -> str:
+    """Why json.loads refused a body, when it was not a syntax error."""
+    if isinstance(cause, UnicodeError):
+        return NOT_UTF8
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        # Python's limit on converting long integers (sys.get_int_max_str_digits).
+        return (f"the request body has a number with more than {sys.get_int_max_str_digits()} "
+                "digits")
+    if isinstance(cause, RecursionError):
+        return TOO_DEEP
+    return NOT_JSON
 
 
 def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -104,7 +118,9 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     code = STATUS_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     if exc.status_code == 400 and message == "There was an error parsing the body":
-        return error_response(400, "invalid_json", "the request body is not valid JSON")
+        # FastAPI's words for any failure of json.loads other than a syntax error.
+        text = _parse_failure(exc.__cause__)
+        return error_response(400, "invalid_json", text)
     if exc.status_code == 404 and message == "Not Found":
         message = "no such path"
     return error_response(exc.status_code, code, message, **(exc.headers or {}))

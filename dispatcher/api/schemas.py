@@ -208,7 +208,8 @@ class RotateIn(Strict):
 
 def _check_type(value: str) -> str:
     if not is_valid_type(value):
-        raise ValueError("must match ^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$")
+        raise ValueError("must be names of letters, digits and _ joined by dots, "
+                         "like invoice.paid")
     return value
 
 
