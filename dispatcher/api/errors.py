@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -57,16 +58,41 @@ ERROR_DESCRIPTIONS = {
 BODY_ERRORS = (400, 413, 415)
 
 
+# An example message of each code, shown in /docs with the first code a status lists.
+ERROR_EXAMPLES = {
+    "invalid_json": NOT_JSON,
+    "unauthorized": "send 'Authorization: Bearer <api key>'",
+    "forbidden": "a subscriber key may not do this",
+    "not_found": "no such resource: sub_01jjrbz0v2f5kq8c6n3p4r7t8b",
+    "conflict": "the resource is in a state that does not allow this",
+    "too_many_subscriptions": "this key already owns 1000 subscriptions, the most allowed "
+                              "(DISPATCHER_MAX_SUBSCRIPTIONS_PER_OWNER)",
+    "attempt_in_progress": "an attempt of this delivery is under way",
+    "payload_too_large": "the request body is larger than 262144 bytes",
+    "unsupported_media_type": "send the body as application/json",
+    "validation_error": "body: must be a JSON object",
+    "database_unavailable": "the database does not answer; try again shortly",
+}
+
+
+def _example(description: str) -> dict[str, Any]:
+    code = re.match(r"[a-z_]+", description)
+    name = code.group() if code and code.group() in ERROR_EXAMPLES else "conflict"
+    return {"error": {"code": name, "message": ERROR_EXAMPLES[name]}}
+
+
 def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for the error statuses a route can answer, each with ``ErrorOut``.
+    """``responses=`` for the error statuses a route can answer, each with ``ErrorOut``
+    and an example of its first code.
 
     ``descriptions`` replaces the generic text, keyed ``s409="..."``.
     """
-    return {
-        status: {"model": ErrorOut,
-                 "description": descriptions.get(f"s{status}", ERROR_DESCRIPTIONS[status])}
-        for status in statuses
-    }
+    answers: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        text = descriptions.get(f"s{status}", ERROR_DESCRIPTIONS[status])
+        answers[status] = {"model": ErrorOut, "description": text, "content": {
+            "application/json": {"example": _example(text)}}}
+    return answers
 
 
 class ApiError(Exception):
