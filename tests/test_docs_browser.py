@@ -80,7 +80,8 @@ def test_swagger_ui_renders_offline_and_publishes_an_event(page, app_server: App
     # The operations, with our summaries, grouped by tag.
     publish = page.locator(".opblock-post", has=page.locator("[data-path='/v1/events']"))
     expect(publish.locator(".opblock-summary-description")).to_have_text("Publish an event")
-    expect(page.locator(".opblock")).to_have_count(24)
+    documented = httpx.get(app_server.url + "/openapi.json", timeout=10).json()["paths"]
+    expect(page.locator(".opblock")).to_have_count(sum(len(ops) for ops in documented.values()))
     expect(page.locator(".opblock-tag-section h3").first).to_contain_text("events")
 
     # The Authorize button, for the bearer scheme: log in with the admin key.

@@ -19,7 +19,8 @@ ASSETS = "/docs/assets"
 POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' "
           "'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
           "worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'self'")
-SWAGGER_UI_PARAMETERS = {"persistAuthorization": True, "displayRequestDuration": True}
+# The key given to Authorize stays in the page only: not kept in the browser's storage.
+SWAGGER_UI_PARAMETERS = {"persistAuthorization": False, "displayRequestDuration": True}
 
 
 def _confined(page: HTMLResponse) -> HTMLResponse:
