@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from dispatcher.api.limits import MAX_JSON_DEPTH, nested_too_deeply
-from dispatcher.api.messages import describe, plain
+from dispatcher.api.messages import explain, plain
 from dispatcher.config import Settings
 
 from .conftest import ADMIN_TOKEN, TEST_SETTINGS
@@ -93,11 +93,11 @@ def test_plain_words_for_each_kind_of_error(error, text):
     assert plain(error) == text
 
 
-def test_describe_names_the_field_and_keeps_at_most_five():
+def test_explain_names_the_field_and_keeps_at_most_five():
     errors = [{"type": "missing", "loc": ("body", f"f{i}"), "msg": "Field required"}
               for i in range(7)]
     errors.insert(0, {"type": "dict_type", "loc": ("body",), "msg": "Input should be …"})
-    said = describe(errors)
+    said = explain(errors)
     assert said.startswith("body: must be a JSON object; f0: is required")
     assert said.count(";") == 4
 

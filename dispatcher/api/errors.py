@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..sealing import SealingError
 from ..store import Conflict, NotFound
 from .limits import NOT_UTF8, TOO_DEEP
-from .messages import describe
+from .messages import explain
 from .schemas import ErrorOut
 
 log = logging.getLogger("dispatcher.api")
@@ -120,7 +120,7 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
                               + ", ".join(str(e.get("input")) for e in errors))
     in_body = [e for e in errors if e["loc"] and e["loc"][0] == "body"]
     chosen = in_body or errors
-    message = describe(chosen)
+    message = explain(chosen)
     if in_body:
         return error_response(422, "validation_error", message)
     return error_response(400, "invalid_parameter", message)

@@ -107,6 +107,6 @@ def where(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def describe(errors: list[Mapping[str, Any]], limit: int = 5) -> str:
+def explain(errors: list[Mapping[str, Any]], limit: int = 5) -> str:
     """``field: what it must be``, for the first ``limit`` errors, joined by ``; ``."""
     return "; ".join(f"{where(tuple(e['loc']))}: {plain(e)}" for e in errors[:limit])
