@@ -13,7 +13,7 @@ from .. import __version__
 from ..config import Settings
 from ..service import running
 from ..store import Store
-from . import errors
+from . import docs, errors, openapi
 from .limits import BodyLimits
 from .routes import deliveries, events, health, keys, metrics, subscriptions
 from .timeouts import RequestDeadline
@@ -44,6 +44,15 @@ async def _bootstrap_admin(store: Store, settings: Settings) -> None:
         )
 
 
+DESCRIPTION = """Webhook fan-out: ingest events, deliver them signed (Standard Webhooks), retry
+durably.
+
+Every /v1 route needs an API key: `Authorization: Bearer <key>` (the Authorize button).
+Errors answer `{"error": {"code": "...", "message": "..."}}`; each operation lists its
+codes.
+"""
+
+
 def create_app(settings: Settings | None = None, *, workers: bool = True) -> FastAPI:
     """The API; with ``workers`` the delivery loop runs in the same event loop."""
     settings = settings or Settings()
@@ -68,10 +77,14 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     app = FastAPI(
         title="dispatcher",
         version=__version__,
-        description="Webhook fan-out: ingest events, deliver them signed, retry durably.",
+        description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_tags=openapi.TAGS,
+        docs_url=None,  # docs.mount serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     errors.install(app)
+    openapi.install(app)
     # The dashboard's pages post HTML forms; the API takes JSON only.
     app.add_middleware(BodyLimits, max_bytes=settings.max_payload_bytes,
                        forms_under=("/ui/",) if settings.ui_enabled else ())
@@ -82,6 +95,7 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
         app.include_router(module.router, responses=V1_ERRORS)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    docs.mount(app)
     if settings.ui_enabled:
         from ..ui import mount
 

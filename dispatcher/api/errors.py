@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..outage import DATABASE_ERRORS, describe, is_database_away
 from ..sealing import SealingError
 from ..store import Conflict, NotFound
+from .limits import NOT_UTF8, TOO_DEEP
+from .messages import explain
 from .schemas import ErrorOut
 
 log = logging.getLogger("dispatcher.api")
@@ -30,6 +34,9 @@ STATUS_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+NOT_JSON = "the request body is not valid JSON"
 
 
 # What each error status means in /openapi.json (docs/api-notes.md has the whole table).
@@ -50,16 +57,41 @@ ERROR_DESCRIPTIONS = {
 BODY_ERRORS = (400, 413, 415)
 
 
+# An example message of each code, shown in /docs with the first code a status lists.
+ERROR_EXAMPLES = {
+    "invalid_json": NOT_JSON,
+    "unauthorized": "send 'Authorization: Bearer <api key>'",
+    "forbidden": "a subscriber key may not do this",
+    "not_found": "no such resource: sub_01jjrbz0v2f5kq8c6n3p4r7t8b",
+    "conflict": "the resource is in a state that does not allow this",
+    "too_many_subscriptions": "this key already owns 1000 subscriptions, the most allowed "
+                              "(DISPATCHER_MAX_SUBSCRIPTIONS_PER_OWNER)",
+    "attempt_in_progress": "an attempt of this delivery is under way",
+    "payload_too_large": "the request body is larger than 262144 bytes",
+    "unsupported_media_type": "send the body as application/json",
+    "validation_error": "body: must be a JSON object",
+    "database_unavailable": "the database does not answer; try again shortly",
+}
+
+
+def _example(description: str) -> dict[str, Any]:
+    code = re.match(r"[a-z_]+", description)
+    name = code.group() if code and code.group() in ERROR_EXAMPLES else "conflict"
+    return {"error": {"code": name, "message": ERROR_EXAMPLES[name]}}
+
+
 def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for the error statuses a route can answer, each with ``ErrorOut``.
+    """``responses=`` for the error statuses a route can answer, each with ``ErrorOut``
+    and an example of its first code.
 
     ``descriptions`` replaces the generic text, keyed ``s409="..."``.
     """
-    return {
-        status: {"model": ErrorOut,
-                 "description": descriptions.get(f"s{status}", ERROR_DESCRIPTIONS[status])}
-        for status in statuses
-    }
+    answers: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        text = descriptions.get(f"s{status}", ERROR_DESCRIPTIONS[status])
+        answers[status] = {"model": ErrorOut, "description": text, "content": {
+            "application/json": {"example": _example(text)}}}
+    return answers
 
 
 class ApiError(Exception):
@@ -76,26 +108,34 @@ def error_response(status: int, code: str, message: str, **headers: str) -> JSON
     )
 
 
-def _where(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
-
-
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(400, "invalid_json", "the request body is not valid JSON")
+        return error_response(400, "invalid_json", NOT_JSON)
     if errors and all(e["loc"] and e["loc"][0] == "path" for e in errors):
         # A path id of the wrong shape names nothing (paging.path_id).
         return error_response(404, "not_found", "no such resource: "
                               + ", ".join(str(e.get("input")) for e in errors))
     in_body = [e for e in errors if e["loc"] and e["loc"][0] == "body"]
     chosen = in_body or errors
-    message = "; ".join(f"{_where(tuple(e['loc']))}: {e['msg']}" for e in chosen[:5])
+    message = explain(chosen)
     if in_body:
         return error_response(422, "validation_error", message)
     return error_response(400, "invalid_parameter", message)
+
+
+def _parse_failure(cause: BaseException | None) -> str:
+    """Why json.loads refused a body, when it was not a syntax error."""
+    if isinstance(cause, UnicodeError):
+        return NOT_UTF8
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        # Python's limit on converting long integers (sys.get_int_max_str_digits).
+        return (f"the request body has a number with more than {sys.get_int_max_str_digits()} "
+                "digits")
+    if isinstance(cause, RecursionError):
+        return TOO_DEEP
+    return NOT_JSON
 
 
 def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -103,7 +143,9 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     code = STATUS_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     if exc.status_code == 400 and message == "There was an error parsing the body":
-        return error_response(400, "invalid_json", "the request body is not valid JSON")
+        # FastAPI's words for any failure of json.loads other than a syntax error.
+        text = _parse_failure(exc.__cause__)
+        return error_response(400, "invalid_json", text)
     if exc.status_code == 404 and message == "Not Found":
         message = "no such path"
     return error_response(exc.status_code, code, message, **(exc.headers or {}))

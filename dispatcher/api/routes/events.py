@@ -42,6 +42,7 @@ def _event_out(row: dict) -> dict:
     "",
     status_code=202,
     response_model=EventAccepted,
+    summary="Publish an event",
     responses={
         200: {"model": EventAccepted, "description": "a repeated Idempotency-Key"},
         **error_responses(
@@ -52,9 +53,15 @@ def _event_out(row: dict) -> dict:
 )
 async def post_event(
     body: EventIn, who: IngestPublisher, request: Request,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(
+        max_length=255, examples=["order-1234-paid"],
+        description="at most 255 characters; a repeat within 24 h (per key) makes no new "
+                    "event and answers 200 with the first one")] = None,
 ) -> Response:
-    """Accept an event: it and its deliveries are committed before this answers 202."""
+    """Accept an event for every subscription whose ``event_types`` match its type. The event
+    and its deliveries are committed before this answers 202; delivery starts at once.
+
+    Roles: admin, publisher."""
     # The hot path: the store from request.state, not one more dependency (StoreDep).
     state = request.state
     try:
@@ -77,15 +84,21 @@ async def post_event(
                     status_code=202 if created else 200, media_type="application/json")
 
 
-@router.get("", response_model=Listing[EventOut], responses=error_responses(400))
+@router.get("", response_model=Listing[EventOut], responses=error_responses(400),
+            summary="List events",
+            description="Events, newest first, a page at a time. A publisher sees the events "
+                        "it sent; an admin sees all.\n\nRoles: admin, publisher.")
 async def list_events(
     who: Publisher, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("evt"))],
     type: Annotated[str | None, Query(
         max_length=128, json_schema_extra={"pattern": event_types.TYPE_PATTERN.pattern},
+        description="only events of exactly this type", examples=["invoice.paid"],
     )] = None,
-    after: datetime | None = None,
-    before: datetime | None = None,
+    after: Annotated[datetime | None, Query(
+        description="only events created after this time (exclusive)")] = None,
+    before: Annotated[datetime | None, Query(
+        description="only events created before this time (exclusive)")] = None,
 ) -> dict:
     if type is not None and not event_types.is_valid_type(type):
         raise ApiError(400, "invalid_parameter", "type is not a valid event type name")
@@ -96,13 +109,18 @@ async def list_events(
     return listing(found, _event_out)
 
 
-@router.get("/{event_id}", response_model=EventOut, responses=error_responses(404))
+@router.get("/{event_id}", response_model=EventOut, responses=error_responses(404),
+            summary="Get an event",
+            description="One event with its data. A publisher sees only the events it "
+                        "sent.\n\nRoles: admin, publisher.")
 async def get_event(event_id: EventId, who: Publisher, store: StoreDep) -> dict:
     return _event_out(await store.get_event(event_id, who.owner_filter))
 
 
 @router.get("/{event_id}/deliveries", response_model=Listing[DeliveryOut],
-            responses=error_responses(400, 404))
+            responses=error_responses(400, 404), summary="List an event's deliveries",
+            description="Its deliveries, one per subscription it went to, so a publisher can "
+                        "see whether what it sent arrived.\n\nRoles: admin, publisher.")
 async def event_deliveries(
     event_id: EventId, who: Publisher, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("dlv"))],
@@ -116,6 +134,7 @@ async def event_deliveries(
 
 @router.post(
     "/{event_id}/replay", status_code=202, response_model=EventReplayed,
+    summary="Deliver an event again",
     responses=error_responses(
         *BODY_ERRORS, 404, 422, s404="not_found: no such event, or no such subscription"),
 )
@@ -124,6 +143,9 @@ async def replay_event(
     body: Annotated[EventReplayIn | None, Body()] = None,
 ) -> EventReplayed:
     """New deliveries of this event: to ``subscription_ids``, or (omitted) to every
-    subscription that matches it now. Unknown or deleted subscriptions answer 404."""
+    subscription that matches it now. Unknown or deleted subscriptions answer 404. Its old
+    deliveries keep their history.
+
+    Roles: admin."""
     chosen = body.subscription_ids if body is not None else None
     return EventReplayed(deliveries=await store.replay_event(event_id, chosen))

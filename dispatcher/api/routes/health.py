@@ -9,16 +9,17 @@ from ..schemas import HealthOut, ReadyOut
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=HealthOut)
+@router.get("/healthz", response_model=HealthOut, summary="Liveness")
 async def healthz() -> dict:
-    """200 while the process runs."""
+    """200 while the process runs; it asks nothing of the database. No key needed."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=ReadyOut, responses=error_responses(
+@router.get("/readyz", response_model=ReadyOut, summary="Readiness", responses=error_responses(
     503, s503="database_unavailable, or worker_stopped: the delivery worker is not running"))
 async def readyz(request: Request) -> JSONResponse:
-    """200 when the database answers and the worker loop (if this process runs one) is alive."""
+    """200 when the database answers and the worker loop (if this process runs one) is alive.
+    No key needed."""
     runtime = request.state.runtime
     try:
         await runtime.store.ping()

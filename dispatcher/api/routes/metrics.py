@@ -30,6 +30,7 @@ async def _queue_stats(request: Request) -> QueueStats | None:
 @router.get(
     "/metrics",
     response_class=Response,
+    summary="Prometheus metrics",
     responses={
         200: {"description": "Prometheus text format (version 0.0.4)",
               "content": {metrics.CONTENT_TYPE: {"schema": {"type": "string"}}}},

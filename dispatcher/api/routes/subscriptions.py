@@ -47,7 +47,11 @@ def _checked_url(request: Request, url: str) -> str:
 
 
 @router.post("", status_code=201, response_model=SubscriptionOut,
-             responses=error_responses(*BODY_ERRORS, 409, 422, s409=TOO_MANY, s422=INVALID_URL))
+             responses=error_responses(*BODY_ERRORS, 409, 422, s409=TOO_MANY, s422=INVALID_URL),
+             summary="Create a subscription",
+             description="Subscribe a URL to event types. Its owner is the key that creates "
+                         "it. The answer holds the signing secret (whsec_…) to verify "
+                         "deliveries with.\n\nRoles: admin, subscriber.")
 async def create_subscription(
     body: SubscriptionIn, who: SubscriberOrAdmin, store: StoreDep, request: Request
 ) -> SubscriptionOut:
@@ -57,7 +61,10 @@ async def create_subscription(
     return SubscriptionOut.of(await store.create_subscription(who.key_id, fields, limit))
 
 
-@router.get("", response_model=Listing[SubscriptionOut], responses=error_responses(400))
+@router.get("", response_model=Listing[SubscriptionOut], responses=error_responses(400),
+            summary="List subscriptions",
+            description="Subscriptions that are not deleted, newest first. A subscriber sees "
+                        "its own; an admin sees all.\n\nRoles: admin, subscriber.")
 async def list_subscriptions(
     who: SubscriberOrAdmin, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("sub"))],
@@ -66,7 +73,10 @@ async def list_subscriptions(
     return listing(found, SubscriptionOut.of)
 
 
-@router.get("/{sub_id}", response_model=SubscriptionOut, responses=error_responses(404))
+@router.get("/{sub_id}", response_model=SubscriptionOut, responses=error_responses(404),
+            summary="Get a subscription",
+            description="One subscription, with its newest signing secret. Another owner's "
+                        "answers 404.\n\nRoles: admin, subscriber.")
 async def get_subscription(
     sub_id: SubId, who: SubscriberOrAdmin, store: StoreDep
 ) -> SubscriptionOut:
@@ -74,12 +84,16 @@ async def get_subscription(
 
 
 @router.patch("/{sub_id}", response_model=SubscriptionOut,
-              responses=error_responses(*BODY_ERRORS, 404, 422, s422=INVALID_URL))
+              responses=error_responses(*BODY_ERRORS, 404, 422, s422=INVALID_URL),
+              summary="Change a subscription")
 async def update_subscription(
     sub_id: SubId, body: SubscriptionPatch, who: SubscriberOrAdmin, store: StoreDep,
     request: Request,
 ) -> SubscriptionOut:
-    """Change fields; ``{"enabled": true}`` re-enables and releases held deliveries."""
+    """Change the fields given; the others stay. ``{"enabled": true}`` re-enables it and
+    releases its held deliveries, oldest first; ``{"enabled": false}`` holds new ones.
+
+    Roles: admin, subscriber."""
     changes: dict[str, Any] = body.model_dump(exclude_unset=True)
     for name in NOT_NULL:
         if name in changes and changes[name] is None:
@@ -93,20 +107,26 @@ async def update_subscription(
     return SubscriptionOut.of(await store.update_subscription(sub_id, who.owner_filter, changes))
 
 
-@router.delete("/{sub_id}", status_code=204, responses=error_responses(404))
+@router.delete("/{sub_id}", status_code=204, responses=error_responses(404),
+               summary="Delete a subscription")
 async def delete_subscription(sub_id: SubId, who: SubscriberOrAdmin, store: StoreDep) -> Response:
-    """Delete it; its open deliveries become ``cancelled``, history is kept."""
+    """Delete it; its open deliveries become ``cancelled``, history is kept.
+
+    Roles: admin, subscriber."""
     await store.delete_subscription(sub_id, who.owner_filter)
     return Response(status_code=204)
 
 
 @router.post("/{sub_id}/rotate-secret", response_model=SubscriptionOut,
-             responses=error_responses(*BODY_ERRORS, 404, 422))
+             responses=error_responses(*BODY_ERRORS, 404, 422), summary="Rotate the secret")
 async def rotate_secret(
     sub_id: SubId, who: SubscriberOrAdmin, store: StoreDep,
     body: Annotated[RotateIn | None, Body()] = None,
 ) -> SubscriptionOut:
-    """A new secret; the old one keeps signing too for ``grace_period_seconds``."""
+    """A new signing secret; the old one keeps signing too for ``grace_period_seconds``, so
+    requests carry one signature per valid secret meanwhile. The body is optional.
+
+    Roles: admin, subscriber."""
     body = body or RotateIn()
     row = await store.rotate_secret(
         sub_id, who.owner_filter, body.grace_period_seconds, body.secret
@@ -115,12 +135,15 @@ async def rotate_secret(
 
 
 @router.post("/{sub_id}/recover", status_code=202, response_model=Replayed,
-             responses=error_responses(*BODY_ERRORS, 404, 422))
+             responses=error_responses(*BODY_ERRORS, 404, 422),
+             summary="Recover a subscription's failures")
 async def recover_subscription(
     sub_id: SubId, body: RecoverIn, _: Admin, store: StoreDep
 ) -> Replayed:
     """Send again every ``failed`` delivery of this subscription created in the window
-    (``since`` inclusive, ``until`` exclusive, default now)."""
+    (``since`` inclusive, ``until`` exclusive, default now), each with a fresh retry budget.
+
+    Roles: admin."""
     await store.get_subscription(sub_id, None)
     window = DeliveryFilter(status="failed", subscription_id=sub_id, since=body.since,
                             until=body.until or utcnow())
@@ -128,14 +151,16 @@ async def recover_subscription(
 
 
 @router.post("/{sub_id}/test", response_model=TestOut,
-             responses=error_responses(*BODY_ERRORS, 404, 422))
+             responses=error_responses(*BODY_ERRORS, 404, 422), summary="Send a test request")
 async def test_subscription(
     sub_id: SubId, who: SubscriberOrAdmin, store: StoreDep, request: Request,
     body: Annotated[TestIn | None, Body()] = None,
 ) -> TestOut:
     """Send one signed request now, through the shared client, and report the answer.
 
-    It creates no event and no delivery.
+    It creates no event and no delivery. The body is optional.
+
+    Roles: admin, subscriber.
     """
     body = body or TestIn()
     sub = await store.get_subscription(sub_id, who.owner_filter)

@@ -1,0 +1,60 @@
+"""What ``/openapi.json`` says beyond what FastAPI derives from the routes: who must send a
+key, and the tags' texts. ``/docs`` (Swagger UI) shows an Authorize button from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+API_KEY = "apiKey"
+METRICS_TOKEN = "metricsToken"
+SECURITY_SCHEMES = {
+    API_KEY: {
+        "type": "http", "scheme": "bearer",
+        "description": "An API key (`dk_…`) from `POST /v1/api-keys`, or "
+                       "`DISPATCHER_ADMIN_TOKEN`, sent as `Authorization: Bearer <key>`. Every "
+                       "/v1 route needs one; its role decides what it may do.",
+    },
+    METRICS_TOKEN: {
+        "type": "http", "scheme": "bearer",
+        "description": "`DISPATCHER_METRICS_TOKEN`, when it is set: /metrics then needs it.",
+    },
+}
+# The security of each operation, by path prefix; others need none.
+SECURITY_BY_PREFIX = (
+    ("/v1/", [{API_KEY: []}]),
+    ("/metrics", [{}, {METRICS_TOKEN: []}]),  # {}: none needed unless the token is set
+)
+TAGS = [
+    {"name": "events", "description": "Publish events and see where they went."},
+    {"name": "subscriptions", "description": "Where events go: URLs, event types, secrets."},
+    {"name": "deliveries", "description": "One event to one subscription, and its attempts."},
+    {"name": "api keys", "description": "Who may call the API, and with which role."},
+    {"name": "operations", "description": "Health, readiness and metrics; no API key."},
+]
+
+
+def _security_of(path: str) -> list[dict[str, list[str]]] | None:
+    for prefix, security in SECURITY_BY_PREFIX:
+        if path.startswith(prefix):
+            return security
+    return None
+
+
+def install(app: FastAPI) -> None:
+    """Add the security schemes, and each operation's security, to ``app.openapi()``."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            for path, operations in schema.get("paths", {}).items():
+                security = _security_of(path)
+                if security is not None:
+                    for operation in operations.values():
+                        operation["security"] = security
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
