@@ -39,7 +39,7 @@ STATUS_CODES = {
 NOT_JSON = "the request body is not valid JSON"
 
 
-# What each error status means in /openapi.json (docs/api-notes.md has the whole table).
+# What each error status means in /openapi.json (docs/api.md has the whole table).
 ERROR_DESCRIPTIONS = {
     400: "invalid_json, invalid_content_length, or a bad parameter: invalid_parameter, "
          "invalid_cursor, unknown_parameter (a query parameter the endpoint does not take)",
