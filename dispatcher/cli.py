@@ -551,17 +551,8 @@ def subscriptions_list(
         help="print a JSON array on stdout with the API's Subscription fields, less the "
              "signing secret (left out on purpose)"),
 ) -> None:
-    async def body(store: Store) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            page = await store.list_subscriptions(None, cursor, 500, "desc")
-            found += page.rows
-            if page.next_cursor is None:
-                return found
-            cursor = page.next_cursor
-
-    rows = _run(body)
+    rows = _run(lambda store: _every_page(
+        lambda cursor: store.list_subscriptions(None, cursor, 500, "desc")))
     if as_json:
         out = _api_schemas().SubscriptionOut
         _print_json([out.of(row).model_dump(mode="json", exclude={"secret"}) for row in rows])
@@ -574,6 +565,18 @@ def subscriptions_list(
         [row["id"], "enabled" if row["enabled"] else f"disabled ({row['disabled_reason']})",
          _when(row["created_at"]), row["url"], ", ".join(row["event_types"])]
         for row in rows])
+
+
+async def _every_page(fetch: Callable[[str | None], Awaitable[Any]]) -> list[dict[str, Any]]:
+    """Every row of a store list, page after page (``fetch(cursor)`` gives one page)."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = await fetch(cursor)
+        found += page.rows
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
 
 
 def _set_enabled(sub_id: str, enabled: bool) -> None:
@@ -617,17 +620,7 @@ def keys_list(
         help='print a JSON array on stdout of {"id", "role", "name", "created_at"}, as the API '
              "does"),
 ) -> None:
-    async def body(store: Store) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            page = await store.list_keys(cursor, 500, "desc")
-            found += page.rows
-            if page.next_cursor is None:
-                return found
-            cursor = page.next_cursor
-
-    rows = _run(body)
+    rows = _run(lambda store: _every_page(lambda cursor: store.list_keys(cursor, 500, "desc")))
     if as_json:
         out = _api_schemas().KeyOut
         _print_json([out.model_validate(row).model_dump(mode="json") for row in rows])

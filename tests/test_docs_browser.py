@@ -9,18 +9,16 @@ to test-artifacts/.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from .browsers import ARTIFACTS, CHROMIUM_ARGS, chromium, playwright_api
 from .conftest import ADMIN_TOKEN
 from .harness import AppServer
-from .test_ui_browser import ARTIFACTS, CHROMIUM_ARGS, playwright_api
 
 expect = playwright_api.expect
 # No name resolves, and no address is reachable by name, except 127.0.0.1.
@@ -29,17 +27,8 @@ OFFLINE_ARGS = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 
 
 @pytest.fixture(scope="module")
 def offline_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        if os.environ.get("DISPATCHER_TEST_REQUIRE_BROWSER"):
-            pytest.fail("Chromium is required (apt-get install chromium) but not installed")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    with playwright_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-docs-profile")), executable_path=executable,
-            headless=True, args=OFFLINE_ARGS, viewport={"width": 1280, "height": 900})
+    with chromium(tmp_path_factory.mktemp("chromium-docs-profile"), OFFLINE_ARGS) as context:
         yield context
-        context.close()
 
 
 class Outside:

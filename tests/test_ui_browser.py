@@ -3,46 +3,26 @@ served by uvicorn on 127.0.0.1. A screenshot of each page goes to test-artifacts
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
 
+from .browsers import ARTIFACTS, chromium, playwright_api
 from .conftest import ADMIN_TOKEN
 from .harness import AppServer, Receiver, Reply, poll
 from .test_delivery import attempts_of, deliveries_of, publish, settled, subscribe
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
-
-ARTIFACTS = Path(os.environ.get("DISPATCHER_TEST_ARTIFACTS",
-                                Path(__file__).resolve().parent.parent / "test-artifacts"))
-# What the machine's Chromium needs to start headless as root, in a closed network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        if os.environ.get("DISPATCHER_TEST_REQUIRE_BROWSER"):
-            pytest.fail("Chromium is required (apt-get install chromium) but not installed")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    with playwright_api.sync_playwright() as pw:
-        # A persistent context only to choose a fresh, empty profile directory ourselves.
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable,
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
-        context.close()
 
 
 @pytest.fixture
