@@ -23,6 +23,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Re-resolve the ranges of pyproject.toml into a fresh lock (needs the registry).
 lock:
