@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..error_body import error_body
 from ..outage import DATABASE_ERRORS, describe, is_database_away
 from ..sealing import SealingError
 from ..store import Conflict, NotFound
@@ -77,7 +78,7 @@ ERROR_EXAMPLES = {
 def _example(description: str) -> dict[str, Any]:
     code = re.match(r"[a-z_]+", description)
     name = code.group() if code and code.group() in ERROR_EXAMPLES else "conflict"
-    return {"error": {"code": name, "message": ERROR_EXAMPLES[name]}}
+    return error_body(name, ERROR_EXAMPLES[name])
 
 
 def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
@@ -103,9 +104,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers or None
-    )
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers or None)
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -47,7 +47,7 @@ def page_params(prefix: str):
     return params
 
 
-def as_utc(value: datetime | None, name: str) -> datetime | None:
+def query_time(value: datetime | None, name: str) -> datetime | None:
     """A query time in UTC (``schemas.utc_filter_time``); 400 when there is none."""
     try:
         return utc_filter_time(value)

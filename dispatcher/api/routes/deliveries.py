@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from ...store import DeliveryFilter
 from ..auth import Admin, StoreDep, SubscriberOrAdmin
 from ..errors import BODY_ERRORS, error_responses
-from ..paging import PageParams, as_utc, listing, page_params, path_id
+from ..paging import PageParams, listing, page_params, path_id, query_time
 from ..query import StrictQueryRoute
 from ..schemas import (
     EXAMPLE_TYPE,
@@ -47,7 +47,7 @@ async def list_deliveries(
 ) -> dict[str, Any]:
     found = await store.list_deliveries(
         who.owner_filter, status=status, subscription_id=subscription_id,
-        event_type=event_type, since=as_utc(since, "since"), until=as_utc(until, "until"),
+        event_type=event_type, since=query_time(since, "since"), until=query_time(until, "until"),
         cursor=page.cursor, limit=page.limit, order=page.order,
     )
     return listing(found, lambda r: r)

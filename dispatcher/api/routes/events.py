@@ -12,7 +12,7 @@ from ... import event_types, metrics
 from ...store import IdempotencyKeyReused, KeyDeleted
 from ..auth import DELETED_KEY, Admin, IngestPublisher, Publisher, StoreDep
 from ..errors import BODY_ERRORS, ApiError, error_responses
-from ..paging import PageParams, as_utc, listing, page_params, path_id
+from ..paging import PageParams, listing, page_params, path_id, query_time
 from ..query import StrictQueryRoute
 from ..schemas import (
     DeliveryOut,
@@ -103,8 +103,8 @@ async def list_events(
     if type is not None and not event_types.is_valid_type(type):
         raise ApiError(400, "invalid_parameter", "type is not a valid event type name")
     found = await store.list_events(
-        who.owner_filter, type, as_utc(after, "after"), as_utc(before, "before"), page.cursor,
-        page.limit, page.order,
+        who.owner_filter, type, query_time(after, "after"), query_time(before, "before"),
+        page.cursor, page.limit, page.order,
     )
     return listing(found, _event_out)
 
