@@ -205,6 +205,10 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
+class _ThreadingServer6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
 def _error(start_response: Callable[..., Any], status: str, code: str, message: str,
            *headers: tuple[str, str]) -> list[bytes]:
     body = error_bytes(code, message)
@@ -231,10 +235,7 @@ def serve_process_metrics(host: str, port: int, token: str | None) -> Callable[[
                                   ("Content-Length", str(len(body)))])
         return [body]
 
-    server_class = _ThreadingServer
-    if ":" in host:
-        server_class = type("_ThreadingServer6", (_ThreadingServer,),
-                            {"address_family": socket.AF_INET6})
+    server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
     server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
     thread.start()

@@ -35,7 +35,7 @@ class DeliveryClient(httpx.AsyncClient):
     along on later deliveries, and no response pays for cookie parsing (two thirds of
     httpx's own time per request, measured)."""
 
-    @property  # type: ignore[override]
+    @property
     def cookies(self) -> httpx.Cookies:
         return _NoCookies()
 

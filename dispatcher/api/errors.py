@@ -117,7 +117,7 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(404, "not_found", "no such resource: "
                               + ", ".join(str(e.get("input")) for e in errors))
     in_body = [e for e in errors if e["loc"] and e["loc"][0] == "body"]
-    chosen = in_body or errors
+    chosen = in_body or list(errors)
     message = explain(chosen)
     if in_body:
         return error_response(422, "validation_error", message)
@@ -184,32 +184,23 @@ def _internal(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal error; the server log has details")
 
 
-def _without_fastapi_422(app: FastAPI) -> None:
+def without_fastapi_422(schema: dict[str, Any]) -> None:
     """FastAPI documents a 422 ``HTTPValidationError`` on every route with parameters; the
     handler above answers those errors as ``ErrorOut``, 400 for parameters and 422 for
     bodies, which each route declares itself. Drop FastAPI's from ``/openapi.json``."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            for path in schema.get("paths", {}).values():
-                for operation in path.values():
-                    responses = operation.get("responses", {})
-                    ref = (responses.get("422", {}).get("content", {})
-                           .get("application/json", {}).get("schema", {}).get("$ref", ""))
-                    if ref.endswith("/HTTPValidationError"):
-                        del responses["422"]
-            components = schema.get("components", {}).get("schemas", {})
-            for name in ("HTTPValidationError", "ValidationError"):
-                components.pop(name, None)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            ref = (responses.get("422", {}).get("content", {})
+                   .get("application/json", {}).get("schema", {}).get("$ref", ""))
+            if ref.endswith("/HTTPValidationError"):
+                del responses["422"]
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
 
 
 def install(app: FastAPI) -> None:
-    _without_fastapi_422(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ApiError, _api_error)

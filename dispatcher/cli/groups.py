@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -22,12 +21,13 @@ def _plain_flags(params: Iterable[Any]) -> None:
 class Commands(TyperGroup):
     """A command group whose commands' flags, ``--help`` included, show as plain flags."""
 
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+    # Any: typer 0.29 vendors click privately (typer._click), so its types are not ours.
+    def get_params(self, ctx: Any) -> list[Any]:
         params = super().get_params(ctx)
         _plain_flags(params)
         return params
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             _plain_flags([*command.params, command.get_help_option(ctx)])

@@ -29,7 +29,7 @@ log = logging.getLogger("dispatcher.api")
 EventId = Annotated[str, path_id("evt")]
 
 
-def _event_out(row: dict) -> dict[str, Any]:
+def _event_out(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "type": row["type"],

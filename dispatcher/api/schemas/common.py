@@ -67,7 +67,7 @@ class Doc:
         self.keywords = keywords
 
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
-        schema = handler(core_schema)
+        schema: dict[str, Any] = handler(core_schema)
         schema.update(self.keywords)
         return schema
 
