@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -80,7 +81,7 @@ class Settings(BaseSettings):
     def _parse_cidrs(cls, value: object) -> object:
         if isinstance(value, str):
             value = tuple(p.strip() for p in value.split(",") if p.strip())
-        for cidr in value or ():  # type: ignore[union-attr]
+        for cidr in value if isinstance(value, Iterable) else ():
             ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
         return value
 

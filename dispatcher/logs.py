@@ -16,6 +16,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from .clock import rfc3339
 from .config import Settings
 
 # The fields a record may carry (``extra=``), in the order they are shown.
@@ -34,10 +35,6 @@ def redact_urls(text: str) -> str:
     return _URL.sub(lambda m: f"{m[1]}{m[2]}/…", text)
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
     """The known ``extra=`` fields this record carries, ready to print."""
     found = record.__dict__
@@ -46,7 +43,7 @@ def fields_of(record: logging.LogRecord) -> dict[str, Any]:
         if name in found:
             value = found[name]
             if isinstance(value, datetime):
-                value = rfc3339(value)
+                value = rfc3339(value, "milliseconds")
             elif name == "error" and isinstance(value, str) and "://" in value:
                 value = redact_urls(value)
             out[name] = value
@@ -58,7 +55,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": rfc3339(datetime.fromtimestamp(record.created, UTC)),
+            "time": rfc3339(datetime.fromtimestamp(record.created, UTC), "milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

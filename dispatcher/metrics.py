@@ -21,6 +21,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import values
 
 from . import __version__
+from .error_body import error_bytes
+from .vocabulary import AttemptOutcome, DeliveryStatus
 
 if TYPE_CHECKING:
     from .store import AttemptRecord, QueueStats
@@ -56,8 +58,8 @@ ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # A claim leases 1 to CLAIM_BATCH_SIZE (at most 5,000) deliveries.
 CLAIM_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 200, 500, 1000, 2000, 5000)
 
-STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "other", "error")
-OUTCOMES = ("succeeded", "retrying", "failed", "unchanged")
+# A delivery after an attempt: done, retried later, failed for good, or left as it was.
+OUTCOMES = (AttemptOutcome.SUCCEEDED, "retrying", AttemptOutcome.FAILED, "unchanged")
 
 EVENTS_ACCEPTED = Counter(
     "dispatcher_events_accepted",
@@ -112,11 +114,11 @@ def count_attempts(batch: Sequence[AttemptRecord]) -> None:
             _NO_ANSWER.inc()
         else:
             _BY_HUNDRED.get(code // 100, _OTHER_CODE).inc()
-        if record.outcome == "succeeded":
+        if record.outcome == AttemptOutcome.SUCCEEDED:
             _SUCCEEDED.inc()
         elif record.job.resume_status is not None:
             _UNCHANGED.inc()
-        elif record.status == "pending":
+        elif record.status == DeliveryStatus.PENDING:
             _RETRYING.inc()
         else:
             _FAILED.inc()
@@ -203,11 +205,13 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
+class _ThreadingServer6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
 def _error(start_response: Callable[..., Any], status: str, code: str, message: str,
            *headers: tuple[str, str]) -> list[bytes]:
-    import json
-
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    body = error_bytes(code, message)
     start_response(status, [("Content-Type", "application/json"),
                             ("Content-Length", str(len(body))), *headers])
     return [body]
@@ -231,10 +235,7 @@ def serve_process_metrics(host: str, port: int, token: str | None) -> Callable[[
                                   ("Content-Length", str(len(body)))])
         return [body]
 
-    server_class = _ThreadingServer
-    if ":" in host:
-        server_class = type("_ThreadingServer6", (_ThreadingServer,),
-                            {"address_family": socket.AF_INET6})
+    server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
     server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
     thread.start()

@@ -31,4 +31,7 @@ def head() -> str:
     """The newest revision of the migrations."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    found = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    if found is None:
+        raise RuntimeError("no migrations found")
+    return found

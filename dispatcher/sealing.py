@@ -36,10 +36,6 @@ class SecretBox:
     def __init__(self, keys: Sequence[str] = ()) -> None:
         self._fernet = MultiFernet([Fernet(k) for k in keys]) if keys else None
 
-    @property
-    def sealing(self) -> bool:
-        return self._fernet is not None
-
     def seal(self, secret: str) -> str:
         if self._fernet is None or secret.startswith(PREFIX):
             return secret

@@ -12,7 +12,7 @@ import aiohttp
 import httpx
 
 from . import __version__
-from .models import utcnow
+from .clock import utcnow
 from .signing import signature_header
 
 MAX_RESPONSE_BYTES = 4096

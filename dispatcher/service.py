@@ -67,8 +67,8 @@ async def running(settings: Settings, *, workers: bool) -> AsyncIterator[Runtime
             runtime.worker_task = asyncio.create_task(runtime.worker.run(), name="worker")
         # What start-up made (modules, the app, SQLAlchemy's and pydantic's structures)
         # lives until shutdown: kept out of the garbage collector's full passes, which
-        # under load then look only at what requests and attempts made. Measured on
-        # ingest: 15 % more events/s, and p99 latency 20 ms instead of 65.
+        # under load then look only at what requests and attempts made (measured gain:
+        # docs/benchmarks/measured-choices.md).
         gc.freeze()
         yield runtime
     finally:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with running(settings, workers=workers) as runtime:
             # Done before serving when the database answers; in the background if not.
             bootstrap = asyncio.create_task(_bootstrap_admin(runtime.store, settings))
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
                 bootstrap.cancel()
                 await asyncio.gather(bootstrap, return_exceptions=True)
 
-    app = FastAPI(
+    app = openapi.Api(
         title="dispatcher",
         version=__version__,
         description=DESCRIPTION,
@@ -84,7 +85,6 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
         redoc_url=None,
     )
     errors.install(app)
-    openapi.install(app)
     # The dashboard's pages post HTML forms; the API takes JSON only.
     app.add_middleware(BodyLimits, max_bytes=settings.max_payload_bytes,
                        forms_under=("/ui/",) if settings.ui_enabled else ())

@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from ..store import Store
+from ..vocabulary import Role
 from .errors import ApiError
-
-ROLES = ("admin", "publisher", "subscriber")
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
     key_id: str
-    role: str
+    role: Role
 
     @property
     def owner_filter(self) -> str | None:
         """Admins see everything; anyone else only what their key owns."""
-        return None if self.role == "admin" else self.key_id
+        return None if self.role == Role.ADMIN else self.key_id
 
 
 async def store_of(request: Request) -> Store:
     # async: FastAPI runs a plain-def dependency in a thread, a hop per request.
-    return request.state.store
+    store: Store = request.state.store
+    return store
 
 
 DELETED_KEY = "unknown or deleted API key"
@@ -55,7 +56,7 @@ async def caller(request: Request) -> Caller:
     return await _authenticate(request, cached=False)
 
 
-def allow(*roles: str, remembered: bool = False):
+def allow(*roles: Role, remembered: bool = False) -> Callable[[Request], Awaitable[Caller]]:
     """A dependency that lets only ``roles`` through (403 for other valid keys).
 
     ``remembered``: the key is taken from this process's memory of keys seen live, without
@@ -74,10 +75,10 @@ def allow(*roles: str, remembered: bool = False):
     return check
 
 
-Admin = Annotated[Caller, Depends(allow("admin"))]
-Publisher = Annotated[Caller, Depends(allow("admin", "publisher"))]
+Admin = Annotated[Caller, Depends(allow(Role.ADMIN))]
+Publisher = Annotated[Caller, Depends(allow(Role.ADMIN, Role.PUBLISHER))]
 # The key is checked again when the event commits (see allow).
-IngestPublisher = Annotated[Caller, Depends(allow("admin", "publisher", remembered=True))]
-SubscriberOrAdmin = Annotated[Caller, Depends(allow("admin", "subscriber"))]
+IngestPublisher = Annotated[Caller, Depends(allow(Role.ADMIN, Role.PUBLISHER, remembered=True))]
+SubscriberOrAdmin = Annotated[Caller, Depends(allow(Role.ADMIN, Role.SUBSCRIBER))]
 Anyone = Annotated[Caller, Depends(caller)]
 StoreDep = Annotated[Store, Depends(store_of)]

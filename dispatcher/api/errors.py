@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..error_body import error_body
 from ..outage import DATABASE_ERRORS, describe, is_database_away
 from ..sealing import SealingError
 from ..store import Conflict, NotFound
@@ -77,7 +78,7 @@ ERROR_EXAMPLES = {
 def _example(description: str) -> dict[str, Any]:
     code = re.match(r"[a-z_]+", description)
     name = code.group() if code and code.group() in ERROR_EXAMPLES else "conflict"
-    return {"error": {"code": name, "message": ERROR_EXAMPLES[name]}}
+    return error_body(name, ERROR_EXAMPLES[name])
 
 
 def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
@@ -103,9 +104,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers or None
-    )
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers or None)
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -118,7 +117,7 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(404, "not_found", "no such resource: "
                               + ", ".join(str(e.get("input")) for e in errors))
     in_body = [e for e in errors if e["loc"] and e["loc"][0] == "body"]
-    chosen = in_body or errors
+    chosen = in_body or list(errors)
     message = explain(chosen)
     if in_body:
         return error_response(422, "validation_error", message)
@@ -185,32 +184,23 @@ def _internal(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal error; the server log has details")
 
 
-def _without_fastapi_422(app: FastAPI) -> None:
+def without_fastapi_422(schema: dict[str, Any]) -> None:
     """FastAPI documents a 422 ``HTTPValidationError`` on every route with parameters; the
     handler above answers those errors as ``ErrorOut``, 400 for parameters and 422 for
     bodies, which each route declares itself. Drop FastAPI's from ``/openapi.json``."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            for path in schema.get("paths", {}).values():
-                for operation in path.values():
-                    responses = operation.get("responses", {})
-                    ref = (responses.get("422", {}).get("content", {})
-                           .get("application/json", {}).get("schema", {}).get("$ref", ""))
-                    if ref.endswith("/HTTPValidationError"):
-                        del responses["422"]
-            components = schema.get("components", {}).get("schemas", {})
-            for name in ("HTTPValidationError", "ValidationError"):
-                components.pop(name, None)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            ref = (responses.get("422", {}).get("content", {})
+                   .get("application/json", {}).get("schema", {}).get("$ref", ""))
+            if ref.endswith("/HTTPValidationError"):
+                del responses["422"]
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
 
 
 def install(app: FastAPI) -> None:
-    _without_fastapi_422(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ApiError, _api_error)

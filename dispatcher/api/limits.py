@@ -11,6 +11,8 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..error_body import error_bytes
+
 BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
 
 
@@ -113,10 +115,10 @@ class BodyLimits:
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit():
-                await _reject(send, 400, "invalid_content_length", "Content-Length is not a number")
+                await reject(send, 400, "invalid_content_length", "Content-Length is not a number")
                 return
             if int(length) > self.max_bytes:
-                await _reject(send, 413, "payload_too_large", self._too_large())
+                await reject(send, 413, "payload_too_large", self._too_large())
                 return
         body = bytearray()
         more = True
@@ -127,21 +129,21 @@ class BodyLimits:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_bytes:
-                await _reject(send, 413, "payload_too_large", self._too_large())
+                await reject(send, 413, "payload_too_large", self._too_large())
                 return
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         form = scope["path"].startswith(self.forms_under) and _is_form(content_type)
         if body and not form:
             if not _is_json(content_type):
-                await _reject(send, 415, "unsupported_media_type",
+                await reject(send, 415, "unsupported_media_type",
                               "send the body as application/json")
                 return
             if nested_too_deeply(bytes(body)):
-                await _reject(send, 400, "invalid_json", TOO_DEEP)
+                await reject(send, 400, "invalid_json", TOO_DEEP)
                 return
             problem = strict_json_problem(bytes(body))
             if problem is not None:
-                await _reject(send, 400, "invalid_json", problem)
+                await reject(send, 400, "invalid_json", problem)
                 return
 
         sent = False
@@ -159,8 +161,9 @@ class BodyLimits:
         return f"the request body is larger than {self.max_bytes} bytes"
 
 
-async def _reject(send: Send, status: int, code: str, message: str) -> None:
-    payload = json.dumps({"error": {"code": code, "message": message}}).encode()
+async def reject(send: Send, status: int, code: str, message: str) -> None:
+    """Answer an error below FastAPI, and close the connection (the body may be unread)."""
+    payload = error_bytes(code, message)
     await send(
         {
             "type": "http.response.start",

@@ -17,8 +17,12 @@ INTEGER = "must be a whole number"
 OBJECT = "must be a JSON object"
 
 
+# pydantic names a Literal's enum members by repr (<Role.ADMIN: 'admin'>): show their text.
+MEMBER = re.compile(r"<\w+\.\w+: ('[^']*')>")
+
+
 def _one_of(ctx: Mapping[str, Any]) -> str:
-    expected = str(ctx.get("expected", ""))
+    expected = MEMBER.sub(r"\1", str(ctx.get("expected", "")))
     return f"must be one of {expected}" if " or " in expected else f"must be {expected}"
 
 

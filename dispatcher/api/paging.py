@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -31,7 +32,7 @@ def path_id(prefix: str) -> Any:
     return Path(pattern=id_pattern(prefix), description=f"a {prefix}_… id")
 
 
-def page_params(prefix: str):
+def page_params(prefix: str) -> Callable[..., Awaitable[PageParams]]:
     async def params(  # async: FastAPI would run a plain def in a thread
         limit: int = Query(50, ge=1, le=500, description="page size, 1 to 500"),
         cursor: str | None = Query(
@@ -47,7 +48,7 @@ def page_params(prefix: str):
     return params
 
 
-def as_utc(value: datetime | None, name: str) -> datetime | None:
+def query_time(value: datetime | None, name: str) -> datetime | None:
     """A query time in UTC (``schemas.utc_filter_time``); 400 when there is none."""
     try:
         return utc_filter_time(value)
@@ -55,5 +56,5 @@ def as_utc(value: datetime | None, name: str) -> datetime | None:
         raise ApiError(400, "invalid_parameter", f"{name}: {exc}") from None
 
 
-def listing(page: Page, shape) -> dict:
+def listing(page: Page, shape: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     return {"data": [shape(r) for r in page.rows], "next_cursor": page.next_cursor}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .limits import reject
 
 
 class RequestDeadline:
@@ -31,13 +32,5 @@ class RequestDeadline:
         except TimeoutError:
             if started:
                 raise  # part of an answer is out: the connection can only be dropped
-            body = json.dumps({"error": {
-                "code": "request_timeout",
-                "message": f"the request took longer than {self.seconds:g} s",
-            }}).encode()
-            await send({"type": "http.response.start", "status": 503, "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ]})
-            await send({"type": "http.response.body", "body": body})
+            await reject(send, 503, "request_timeout",
+                         f"the request took longer than {self.seconds:g} s")

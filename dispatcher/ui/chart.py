@@ -7,9 +7,11 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 
+from ..vocabulary import AttemptOutcome
+
 WIDTH, HEIGHT = 720, 180
 LEFT, BOTTOM, TOP = 40, 22, 8
-COLOURS = {"succeeded": "#2f9e44", "failed": "#e03131"}
+COLOURS = {AttemptOutcome.SUCCEEDED: "#2f9e44", AttemptOutcome.FAILED: "#e03131"}
 
 
 def per_minute(
@@ -43,7 +45,7 @@ def attempts_chart(rows: list[tuple[datetime, str, int]], now: datetime,
     ]
     for i, (minute, counts) in enumerate(series):
         x = LEFT + i * bar_w
-        y = TOP + plot_h
+        y: float = TOP + plot_h
         label = f"{minute:%H:%M}: " + ", ".join(f"{counts[o]} {o}" for o in COLOURS)
         parts.append(f"<g><title>{escape(label)}</title>")
         for outcome, colour in COLOURS.items():

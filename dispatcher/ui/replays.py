@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..models import utcnow
+from ..clock import utcnow
 from ..store import DeliveryFilter, Store
 
 log = logging.getLogger("dispatcher.ui")

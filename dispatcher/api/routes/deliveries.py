@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from ...store import DeliveryFilter
 from ..auth import Admin, StoreDep, SubscriberOrAdmin
 from ..errors import BODY_ERRORS, error_responses
-from ..paging import PageParams, as_utc, listing, page_params, path_id
+from ..paging import PageParams, listing, page_params, path_id, query_time
 from ..query import StrictQueryRoute
 from ..schemas import (
     EXAMPLE_TYPE,
@@ -19,11 +19,11 @@ from ..schemas import (
     Listing,
     Replayed,
     ReplayIn,
+    Status,
 )
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"], route_class=StrictQueryRoute)
 DeliveryId = Annotated[str, path_id("dlv")]
-Status = Literal["pending", "succeeded", "failed", "held", "cancelled"]
 
 
 @router.get("", response_model=Listing[DeliveryOut], responses=error_responses(400),
@@ -44,10 +44,10 @@ async def list_deliveries(
         description="created at or after this time (a time without a zone is UTC)")] = None,
     until: Annotated[datetime | None, Query(
         description="created before this time (a time without a zone is UTC)")] = None,
-) -> dict:
+) -> dict[str, Any]:
     found = await store.list_deliveries(
         who.owner_filter, status=status, subscription_id=subscription_id,
-        event_type=event_type, since=as_utc(since, "since"), until=as_utc(until, "until"),
+        event_type=event_type, since=query_time(since, "since"), until=query_time(until, "until"),
         cursor=page.cursor, limit=page.limit, order=page.order,
     )
     return listing(found, lambda r: r)
@@ -72,7 +72,9 @@ async def replay_deliveries(body: ReplayIn, _: Admin, store: StoreDep) -> Replay
             summary="Get a delivery",
             description="One delivery and its state. A subscriber sees only those of its "
                         "subscriptions.\n\nRoles: admin, subscriber.")
-async def get_delivery(delivery_id: DeliveryId, who: SubscriberOrAdmin, store: StoreDep) -> dict:
+async def get_delivery(
+    delivery_id: DeliveryId, who: SubscriberOrAdmin, store: StoreDep,
+) -> dict[str, Any]:
     return await store.get_delivery(delivery_id, who.owner_filter)
 
 
@@ -84,7 +86,7 @@ async def get_delivery(delivery_id: DeliveryId, who: SubscriberOrAdmin, store: S
 async def list_attempts(
     delivery_id: DeliveryId, who: SubscriberOrAdmin, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("att"))],
-) -> dict:
+) -> dict[str, Any]:
     found = await store.list_attempts(
         delivery_id, who.owner_filter, page.cursor, page.limit, page.order
     )
@@ -98,7 +100,9 @@ async def list_attempts(
         *BODY_ERRORS, 404, 409,
         s409="attempt_in_progress, or subscription_deleted: its subscription was deleted"),
 )
-async def retry_delivery(delivery_id: DeliveryId, who: SubscriberOrAdmin, store: StoreDep) -> dict:
+async def retry_delivery(
+    delivery_id: DeliveryId, who: SubscriberOrAdmin, store: StoreDep,
+) -> dict[str, Any]:
     """One more attempt now (trigger ``manual``), whatever the status. A success makes it
     ``succeeded``; a failure of a ``pending`` delivery continues its schedule.
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import Response
@@ -12,7 +12,7 @@ from ... import event_types, metrics
 from ...store import IdempotencyKeyReused, KeyDeleted
 from ..auth import DELETED_KEY, Admin, IngestPublisher, Publisher, StoreDep
 from ..errors import BODY_ERRORS, ApiError, error_responses
-from ..paging import PageParams, as_utc, listing, page_params, path_id
+from ..paging import PageParams, listing, page_params, path_id, query_time
 from ..query import StrictQueryRoute
 from ..schemas import (
     DeliveryOut,
@@ -29,7 +29,7 @@ log = logging.getLogger("dispatcher.api")
 EventId = Annotated[str, path_id("evt")]
 
 
-def _event_out(row: dict) -> dict:
+def _event_out(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "type": row["type"],
@@ -99,12 +99,12 @@ async def list_events(
         description="only events created after this time (exclusive)")] = None,
     before: Annotated[datetime | None, Query(
         description="only events created before this time (exclusive)")] = None,
-) -> dict:
+) -> dict[str, Any]:
     if type is not None and not event_types.is_valid_type(type):
         raise ApiError(400, "invalid_parameter", "type is not a valid event type name")
     found = await store.list_events(
-        who.owner_filter, type, as_utc(after, "after"), as_utc(before, "before"), page.cursor,
-        page.limit, page.order,
+        who.owner_filter, type, query_time(after, "after"), query_time(before, "before"),
+        page.cursor, page.limit, page.order,
     )
     return listing(found, _event_out)
 
@@ -113,7 +113,7 @@ async def list_events(
             summary="Get an event",
             description="One event with its data. A publisher sees only the events it "
                         "sent.\n\nRoles: admin, publisher.")
-async def get_event(event_id: EventId, who: Publisher, store: StoreDep) -> dict:
+async def get_event(event_id: EventId, who: Publisher, store: StoreDep) -> dict[str, Any]:
     return _event_out(await store.get_event(event_id, who.owner_filter))
 
 
@@ -124,7 +124,7 @@ async def get_event(event_id: EventId, who: Publisher, store: StoreDep) -> dict:
 async def event_deliveries(
     event_id: EventId, who: Publisher, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("dlv"))],
-) -> dict:
+) -> dict[str, Any]:
     await store.get_event(event_id, who.owner_filter)
     found = await store.list_deliveries(
         None, event_id=event_id, cursor=page.cursor, limit=page.limit, order=page.order

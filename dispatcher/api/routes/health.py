@@ -10,7 +10,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=HealthOut, summary="Liveness")
-async def healthz() -> dict:
+async def healthz() -> dict[str, str]:
     """200 while the process runs; it asks nothing of the database. No key needed."""
     return {"status": "ok"}
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
@@ -16,7 +16,7 @@ KeyId = Annotated[str, path_id("key")]
 
 @router.post("", status_code=201, response_model=KeyCreated,
              responses=error_responses(*BODY_ERRORS, 422), summary="Create an API key")
-async def create_key(body: KeyIn, _: Admin, store: StoreDep) -> dict:
+async def create_key(body: KeyIn, _: Admin, store: StoreDep) -> dict[str, Any]:
     """Make an API key; the plain key is in this answer and nowhere else, ever.
 
     Roles: admin."""
@@ -29,7 +29,7 @@ async def create_key(body: KeyIn, _: Admin, store: StoreDep) -> dict:
                         "themselves.\n\nRoles: admin.")
 async def list_keys(
     _: Admin, store: StoreDep, page: Annotated[PageParams, Depends(page_params("key"))]
-) -> dict:
+) -> dict[str, Any]:
     found = await store.list_keys(page.cursor, page.limit, page.order)
     return listing(found, lambda r: r)
 

@@ -21,7 +21,8 @@ QUEUE_STATS_TIMEOUT = 5.0
 async def _queue_stats(request: Request) -> QueueStats | None:
     try:
         async with asyncio.timeout(QUEUE_STATS_TIMEOUT):
-            return await request.state.store.queue_stats()
+            stats: QueueStats = await request.state.store.queue_stats()
+            return stats
     except Exception as exc:
         log.warning("metrics: the database did not answer (%s)", type(exc).__name__)
         return None

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
-import httpx
 from fastapi import APIRouter, Body, Depends, Request, Response
 
-from ... import ids, sender
-from ...config import Settings
-from ...models import utcnow
-from ...policy import Verdict, classify
-from ...store import DeliveryFilter, encode_payload, valid_keys
+from ...clock import utcnow
+from ...probe import send_test
+from ...store import DeliveryFilter
 from ...targets import AddressGuard, InvalidTarget, check_url
+from ...vocabulary import DeliveryStatus
 from ..auth import Admin, StoreDep, SubscriberOrAdmin
 from ..errors import BODY_ERRORS, ApiError, error_responses
 from ..paging import PageParams, listing, page_params, path_id
@@ -68,7 +67,7 @@ async def create_subscription(
 async def list_subscriptions(
     who: SubscriberOrAdmin, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("sub"))],
-) -> dict:
+) -> dict[str, Any]:
     found = await store.list_subscriptions(who.owner_filter, page.cursor, page.limit, page.order)
     return listing(found, SubscriptionOut.of)
 
@@ -145,7 +144,7 @@ async def recover_subscription(
 
     Roles: admin."""
     await store.get_subscription(sub_id, None)
-    window = DeliveryFilter(status="failed", subscription_id=sub_id, since=body.since,
+    window = DeliveryFilter(status=DeliveryStatus.FAILED, subscription_id=sub_id, since=body.since,
                             until=body.until or utcnow())
     return Replayed(replayed=await store.replay(window))
 
@@ -164,31 +163,7 @@ async def test_subscription(
     """
     body = body or TestIn()
     sub = await store.get_subscription(sub_id, who.owner_filter)
-    return await send_test(request.state.http_client, request.state.settings, sub,
-                           body.type, body.data)
+    result = await send_test(request.state.http_client, request.state.settings, sub,
+                             body.type, body.data)
+    return TestOut(**asdict(result))
 
-
-async def send_test(
-    client: httpx.AsyncClient, settings: Settings, sub: dict[str, Any], event_type: str,
-    data: Any,
-) -> TestOut:
-    """One signed request to the subscription now (no event, no delivery), and its answer:
-    the API's test route and the dashboard's test button."""
-    now = utcnow()
-    answer = await sender.send(
-        client,
-        sub["url"],
-        ids.new_id("evt"),
-        encode_payload(event_type, now, data),
-        valid_keys(sub["secrets"], now),
-        sub["headers"],
-        settings.delivery_timeout_seconds,
-    )
-    ok = classify(answer.status_code) is Verdict.SUCCEEDED
-    return TestOut(
-        status_code=answer.status_code,
-        duration_ms=answer.duration_ms,
-        response_body=answer.body,
-        error=answer.error,
-        outcome="succeeded" if ok else "failed",
-    )

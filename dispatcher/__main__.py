@@ -1,0 +1,5 @@
+"""``python -m dispatcher``: the ``dispatcher`` command, for every subcommand."""
+
+from .cli import app
+
+app()

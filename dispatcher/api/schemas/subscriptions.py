@@ -1,0 +1,153 @@
+"""The bodies of ``/v1/subscriptions``: create, change, show, rotate, test."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from ...event_types import TYPE_MAX_LENGTH
+from ...vocabulary import AttemptOutcome, DisabledReason
+from .common import (
+    ATTEMPT_ERROR_TEXT,
+    DURATION_TEXT,
+    ENABLED_TEXT,
+    EVENT_TYPES_TEXT,
+    EXAMPLE_DATA,
+    EXAMPLE_SECRET,
+    EXAMPLE_TIME,
+    EXAMPLE_URL,
+    HEADERS_TEXT,
+    ID_EXAMPLES,
+    OUTCOME_TEXT,
+    RATE_TEXT,
+    RESPONSE_BODY_TEXT,
+    SECRET_TEXT,
+    STATUS_CODE_TEXT,
+    SUB_DESCRIPTION_TEXT,
+    URL_TEXT,
+    EventPatterns,
+    EventType,
+    Headers,
+    Secret,
+    Strict,
+    Text,
+    Url,
+    check_event_types,
+    check_headers,
+    check_secret,
+    check_text,
+    check_type,
+)
+
+
+class SubscriptionIn(Strict):
+    url: Url = Field(description=URL_TEXT)
+    event_types: EventPatterns | None = Field(
+        default=None, description=EVENT_TYPES_TEXT + "; left out: ['*']")
+    description: Text | None = Field(default=None, max_length=1000,
+                                     description=SUB_DESCRIPTION_TEXT,
+                                     examples=["billing sync"])
+    headers: Headers | None = Field(default=None, description=HEADERS_TEXT)
+    secret: Secret | None = Field(default=None, description=SECRET_TEXT)
+    enabled: bool = Field(default=True, description=ENABLED_TEXT)
+    rate_limit_per_second: int | None = Field(default=None, ge=1, le=100_000,
+                                              description=RATE_TEXT, examples=[50])
+
+    _event_types = field_validator("event_types")(check_event_types)
+    _headers = field_validator("headers")(check_headers)
+    _secret = field_validator("secret")(check_secret)
+    _text = field_validator("description", "url")(check_text)
+
+
+def _not_null(schema: dict[str, Any]) -> None:
+    """Document a field that may be left out but not be null (the route answers 422)."""
+    schema.pop("default", None)
+    branches = [b for b in schema.pop("anyOf", []) if b != {"type": "null"}]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+
+
+def not_null(description: str) -> Any:
+    """Left out: unchanged. Null is refused (routes/subscriptions.py), so not documented."""
+    return Field(default=None, json_schema_extra=_not_null,
+                 description=f"{description}; left out: unchanged")
+
+
+class SubscriptionPatch(Strict):
+    url: Url | None = not_null(URL_TEXT)
+    event_types: EventPatterns | None = not_null(EVENT_TYPES_TEXT)
+    description: Text | None = Field(default=None, max_length=1000,
+                                     description=SUB_DESCRIPTION_TEXT + "; null: empty",
+                                     examples=["billing sync"])
+    headers: Headers | None = not_null(HEADERS_TEXT + "; replaces all of them")
+    secret: Secret | None = not_null(
+        "a new signing secret, at once and without a grace period (rotate-secret keeps "
+        "the old one valid for a while)")
+    enabled: bool | None = not_null("true re-enables and releases its held deliveries, "
+                                    "oldest first; false holds new ones")
+    rate_limit_per_second: int | None = Field(default=None, ge=1, le=100_000,
+                                              description=RATE_TEXT, examples=[50])
+
+    _event_types = field_validator("event_types")(check_event_types)
+    _headers = field_validator("headers")(check_headers)
+    _secret = field_validator("secret")(check_secret)
+    _text = field_validator("description", "url")(check_text)
+
+
+class SubscriptionOut(BaseModel):
+    id: str = Field(description="its id", examples=[ID_EXAMPLES["sub"]])
+    url: str = Field(description=URL_TEXT, examples=[EXAMPLE_URL])
+    event_types: list[str] = Field(description=EVENT_TYPES_TEXT,
+                                   examples=[["invoice.paid", "customer.*"]])
+    description: str = Field(description=SUB_DESCRIPTION_TEXT, examples=["billing sync"])
+    headers: dict[str, str] = Field(description=HEADERS_TEXT, examples=[{"X-Team": "billing"}])
+    secret: str = Field(description="the newest signing secret (whsec_…): verify deliveries "
+                                    "with it", examples=[EXAMPLE_SECRET])
+    enabled: bool = Field(description="whether deliveries go out to it now")
+    disabled_reason: Literal[DisabledReason.MANUAL, DisabledReason.GONE,
+                             DisabledReason.FAILING] | None = Field(
+        description="why it is disabled: manual (by a person), gone (the receiver answered "
+                    "410), failing (no success for DISPATCHER_DISABLE_AFTER_SECONDS); null "
+                    "while enabled")
+    rate_limit_per_second: int | None = Field(description=RATE_TEXT, examples=[50])
+    created_at: datetime = Field(description="when it was created (UTC)",
+                                 examples=[EXAMPLE_TIME])
+    updated_at: datetime = Field(description="when it last changed (UTC)",
+                                 examples=[EXAMPLE_TIME])
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> SubscriptionOut:
+        return cls(**{k: row[k] for k in cls.model_fields if k != "secret"},
+                   secret=row["secrets"][0]["secret"])
+
+
+class RotateIn(Strict):
+    grace_period_seconds: int = Field(
+        default=86_400, ge=0, le=30 * 86_400, examples=[3600],
+        description="how long the old secret keeps signing too, 0 to 30 days")
+    secret: Secret | None = Field(default=None,
+                                  description="the new secret; generated when left out")
+
+    _secret = field_validator("secret")(check_secret)
+
+
+class TestIn(Strict):
+    type: EventType = Field(default="dispatcher.test", max_length=TYPE_MAX_LENGTH,
+                            description="the event type the test request carries")
+    data: dict[str, Any] = Field(default_factory=dict, examples=[EXAMPLE_DATA],
+                                 description="the test event's data, a JSON object")
+
+    _type = field_validator("type")(check_type)
+
+
+class TestOut(BaseModel):
+    status_code: int | None = Field(description=STATUS_CODE_TEXT, examples=[200])
+    duration_ms: int = Field(description=DURATION_TEXT, examples=[84])
+    response_body: str | None = Field(description=RESPONSE_BODY_TEXT, examples=["ok"])
+    error: str | None = Field(description=ATTEMPT_ERROR_TEXT, examples=[None])
+    outcome: Literal[AttemptOutcome.SUCCEEDED, AttemptOutcome.FAILED] = Field(
+        description=OUTCOME_TEXT)

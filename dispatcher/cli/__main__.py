@@ -1,0 +1,5 @@
+"""``python -m dispatcher.cli``: the ``dispatcher`` command."""
+
+from . import app
+
+app()

@@ -1,0 +1,150 @@
+"""The long-running commands: ``serve``, ``api``, ``worker``, and ``db upgrade``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import typer
+import uvicorn
+
+from .. import logs
+from ..config import Settings
+from ..database import open_database
+from ..store import Store
+from .direct import fail, quiet_aiosqlite_threads, safe_url
+from .groups import app, db_app
+
+T = TypeVar("T")
+HOST = typer.Option(None, help="address to listen on [DISPATCHER_HOST]")
+PORT = typer.Option(None, help="port to listen on [DISPATCHER_PORT]")
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop, as uvicorn does for ``serve`` and ``api``."""
+    import uvloop
+
+    return uvloop.run(main)
+
+
+def _serve(settings: Settings, workers: bool, host: str | None, port: int | None) -> None:
+    from .. import migrate
+    from ..api import create_app
+    from ..service import ApiServer
+
+    logs.configure(settings)
+    _when_database_answers(settings, "migrate", lambda: migrate.upgrade(settings.database_url))
+    config = uvicorn.Config(
+        create_app(settings, workers=workers),
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        # Our handler and format (logs.configure) for uvicorn's loggers too.
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
+    )
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully; a finished graceful
+    # shutdown is a success, so those signals then end the process with status 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_cleanly)
+    ApiServer(config).run()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _when_database_answers(settings: Settings, what: str, action: Callable[[], T]) -> T:
+    """``action()`` once the database answers, waiting up to DATABASE_WAIT_SECONDS (a
+    database restarting as the process starts); then one line on stderr and exit 1."""
+    from ..outage import describe, is_database_away, wait_for_database
+
+    # Each failed connect is logged as one line; aiosqlite's thread traceback is not.
+    restore = quiet_aiosqlite_threads()
+    try:
+        return wait_for_database(action, settings.database_wait_seconds, what)
+    except Exception as exc:
+        if not is_database_away(exc):
+            raise
+        fail(f"the database at {safe_url(settings.database_url)} did not answer within "
+             f"{settings.database_wait_seconds:g} s (DISPATCHER_DATABASE_WAIT_SECONDS): "
+             f"{describe(exc)}")
+    finally:
+        restore()
+
+
+async def _ping(settings: Settings) -> None:
+    store = Store(open_database(settings))
+    try:
+        await store.ping()
+    finally:
+        await store.db.dispose()
+
+
+@app.command()
+def serve(host: str | None = HOST, port: int | None = PORT) -> None:
+    """API and delivery workers in one process; migrates the database first."""
+    _serve(Settings(), True, host, port)
+
+
+@app.command()
+def api(host: str | None = HOST, port: int | None = PORT) -> None:
+    """The API alone (run workers with `dispatcher worker`); migrates the database first."""
+    _serve(Settings(), False, host, port)
+
+
+@app.command()
+def worker(
+    metrics_port: int | None = typer.Option(
+        None, min=1, max=65535,
+        help="serve this process's Prometheus metrics at http://HOST:PORT/metrics "
+             "(HOST: DISPATCHER_HOST) [DISPATCHER_METRICS_PORT]"),
+) -> None:
+    """Delivery workers alone: claim due deliveries from the database and send them."""
+    from ..service import running
+
+    settings = Settings()
+    logs.configure(settings)
+    port = metrics_port if metrics_port is not None else settings.metrics_port
+    _when_database_answers(settings, "start the worker", lambda: run_loop(_ping(settings)))
+
+    async def main() -> None:
+        async with running(settings, workers=True) as runtime:
+            assert runtime.worker is not None and runtime.worker_task is not None
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, runtime.worker.stop)
+            # Served once the worker runs: a metrics endpoint that answers means a worker.
+            stop_metrics = None if port is None else _serve_metrics(settings, port)
+            logging.getLogger("dispatcher").info("worker %s started", runtime.worker.owner)
+            try:
+                await runtime.worker_task
+            finally:
+                if stop_metrics is not None:
+                    stop_metrics()
+
+    run_loop(main())
+
+
+def _serve_metrics(settings: Settings, port: int) -> Callable[[], None]:
+    from ..metrics import serve_process_metrics
+
+    try:
+        stop = serve_process_metrics(settings.host, port, settings.metrics_token)
+    except OSError as exc:
+        fail(f"cannot serve metrics on {settings.host}:{port}: {exc.strerror or exc}")
+    logging.getLogger("dispatcher").info("metrics at http://%s:%d/metrics", settings.host, port)
+    return stop
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -> None:
+    """Run the Alembic migrations up to REVISION (default: the newest)."""
+    from .. import migrate
+
+    settings = Settings()
+    migrate.upgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}")

@@ -1,0 +1,125 @@
+"""Subscriptions: the list, one subscription's page, enable/disable, rotate, test send."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from ...clock import utcnow
+from ...event_types import is_valid_type
+from ...health import Rate
+from ...probe import send_test
+from .overview import health_of, rates_of
+from .site import (
+    PAGE_SIZE,
+    Admin,
+    PageError,
+    audit,
+    cursor_of,
+    form_of,
+    found,
+    path_id,
+    render,
+    router,
+    store_of,
+)
+
+
+@router.get("/subscriptions")
+async def subscriptions(request: Request, session: Admin, cursor: str | None = None) -> Response:
+    store = store_of(request)
+    page = await store.list_subscriptions(None, cursor_of(cursor, "sub"), PAGE_SIZE, "desc")
+    # Looked up for healthy ones only: a failing one's last success is before its streak.
+    last = await store.last_successes(
+        [r["id"] for r in page.rows if r["failing_since"] is None])
+    now = utcnow()
+    rates = await rates_of(store, now, [r["id"] for r in page.rows])
+    states = {r["id"]: health_of(r, rates, now) for r in page.rows}
+    rates = {r["id"]: rates.get(r["id"], Rate()) for r in page.rows}
+    return render(request, "subscriptions.html", session=session, page=page, last=last,
+                  rates=rates, states=states)
+
+
+async def _subscription_page(request: Request, session: Admin, sub_id: str,
+                             status: int = 200, sub: dict[str, Any] | None = None,
+                             **context: Any) -> Response:
+    """``sub``: the row, when the caller has just read or changed it."""
+    store = store_of(request)
+    if sub is None:
+        sub = await found(store.get_subscription(path_id(sub_id, "sub"), None))
+    recent = await store.list_deliveries(None, subscription_id=sub_id, limit=20)
+    last = await store.last_successes([sub_id])
+    now = utcnow()
+    rates = await rates_of(store, now, [sub_id])
+    return render(request, "subscription.html", status=status, session=session, sub=sub,
+                  recent=recent.rows, last_success=last.get(sub_id),
+                  health=health_of(sub, rates, now), rate=rates.get(sub_id, Rate()),
+                  **context)
+
+
+@router.get("/subscriptions/{sub_id}")
+async def subscription(request: Request, session: Admin, sub_id: str) -> Response:
+    return await _subscription_page(request, session, sub_id)
+
+
+@router.post("/subscriptions/{sub_id}/enabled")
+async def set_enabled(request: Request, session: Admin, sub_id: str) -> Response:
+    fields = await form_of(request, session)
+    if fields.get("enabled") not in ("true", "false"):
+        raise PageError(400, "enabled must be true or false.")
+    enabled = fields["enabled"] == "true"
+    await found(store_of(request).update_subscription(path_id(sub_id, "sub"), None,
+                                                      {"enabled": enabled}))
+    done = "enabled" if enabled else "disabled"
+    audit.info("dashboard: subscription %s", done,
+               extra={"key_id": session.key_id, "subscription_id": sub_id})
+    return RedirectResponse(f"/ui/subscriptions/{sub_id}?done={done}", status_code=303)
+
+
+@router.post("/subscriptions/{sub_id}/rotate")
+async def rotate(request: Request, session: Admin, sub_id: str) -> Response:
+    fields = await form_of(request, session)
+    try:
+        hours = float(fields.get("grace_hours") or 24)
+    except ValueError:
+        hours = -1
+    if not 0 <= hours <= 720:
+        return await _subscription_page(
+            request, session, sub_id, status=400,
+            rotate_error="The grace period is a number of hours from 0 to 720.")
+    row = await found(store_of(request).rotate_secret(path_id(sub_id, "sub"), None,
+                                                      hours * 3600, None))
+    audit.info("dashboard: signing secret rotated (grace %g h)", hours,
+               extra={"key_id": session.key_id, "subscription_id": sub_id})
+    return await _subscription_page(request, session, sub_id, sub=row,
+                                    new_secret=row["secrets"][0], grace_hours=hours)
+
+
+@router.post("/subscriptions/{sub_id}/test")
+async def test_event(request: Request, session: Admin, sub_id: str) -> Response:
+    fields = await form_of(request, session)
+    event_type = fields.get("type") or "dispatcher.test"
+    problem = None
+    try:
+        data = json.loads(fields.get("data") or "{}")
+    except ValueError:
+        data, problem = None, "The data is not valid JSON."
+    if problem is None and not isinstance(data, dict):
+        problem = "The data must be a JSON object."
+    if problem is None and (len(event_type) > 128 or not is_valid_type(event_type)):
+        problem = "The type is letters, digits and _ in dot-separated parts (at most 128)."
+    if problem is not None:
+        return await _subscription_page(request, session, sub_id, status=400,
+                                        test_error=problem, test_type=event_type,
+                                        test_data=fields.get("data", ""))
+    sub = await found(store_of(request).get_subscription(path_id(sub_id, "sub"), None))
+    result = await send_test(request.state.http_client, request.state.settings, sub,
+                             event_type, data)
+    audit.info("dashboard: test event sent", extra={
+        "key_id": session.key_id, "subscription_id": sub_id, "status_code": result.status_code,
+        "duration_ms": result.duration_ms, "outcome": result.outcome})
+    return await _subscription_page(request, session, sub_id, sub=sub, test_result=result,
+                                    test_type=event_type, test_data=fields.get("data", ""))
