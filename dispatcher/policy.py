@@ -22,10 +22,12 @@ from .vocabulary import DeliveryStatus
 
 
 class Verdict(enum.Enum):
-    SUCCEEDED = "succeeded"
-    RETRYABLE = "retryable"  # 408, 425, 429, 5xx, timeouts, connection errors
-    FAILED = "failed"  # 3xx (not followed), other 4xx: the same request will fail again
-    GONE = "gone"  # 410: fail and disable the subscription
+    """How an answer reads (never stored: what is stored is the ``DeliveryStatus``)."""
+
+    SUCCEEDED = enum.auto()
+    RETRYABLE = enum.auto()  # 408, 425, 429, 5xx, timeouts, connection errors
+    FAILED = enum.auto()  # 3xx (not followed), other 4xx: the same request will fail again
+    GONE = enum.auto()  # 410: fail and disable the subscription
 
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
