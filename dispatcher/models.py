@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from .clock import as_utc
+from .clock import utcnow as utcnow  # the tests' name for it
+from .vocabulary import Trigger
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -21,18 +25,14 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
+        value = as_utc(value)
         # SQLite stores text: keep it zone-less so that string order is time order.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> Any:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+        return as_utc(value)
 
 
 def _ts(nullable: bool = False, index: bool = False) -> Any:
@@ -105,10 +105,10 @@ class Delivery(SQLModel, table=True):
     event_id: str = Field(max_length=40)
     event_type: str = Field(max_length=128)
     subscription_id: str = Field(max_length=40)
-    status: str = Field(max_length=16)  # pending | succeeded | failed | held | cancelled
+    status: str = Field(max_length=16)  # a DeliveryStatus
     attempts: int = 0
     retry_base: int = 0  # attempts made before the current retry round (replays reset it)
-    next_trigger: str = Field(default="scheduled", max_length=16)
+    next_trigger: str = Field(default=Trigger.SCHEDULED, max_length=16)
     resume_status: str | None = Field(default=None, max_length=16)  # after a manual attempt
     # A pending delivery's next_attempt_at before a manual attempt, kept for after it.
     resume_at: datetime | None = _ts(nullable=True)
@@ -137,8 +137,9 @@ class Attempt(SQLModel, table=True):
     outcome: str = Field(max_length=16)
 
 
-api_key_table: sa.Table = ApiKey.__table__  # type: ignore[assignment]
-subscription_table: sa.Table = Subscription.__table__  # type: ignore[assignment]
-event_table: sa.Table = Event.__table__  # type: ignore[assignment]
-delivery_table: sa.Table = Delivery.__table__  # type: ignore[assignment]
-attempt_table: sa.Table = Attempt.__table__  # type: ignore[assignment]
+# The Core tables the store queries (the classes above only declare them).
+api_key_table = SQLModel.metadata.tables[ApiKey.__tablename__]
+subscription_table = SQLModel.metadata.tables[Subscription.__tablename__]
+event_table = SQLModel.metadata.tables[Event.__tablename__]
+delivery_table = SQLModel.metadata.tables[Delivery.__tablename__]
+attempt_table = SQLModel.metadata.tables[Attempt.__tablename__]

@@ -116,10 +116,11 @@ def wait_for_database(action: Callable[[], T], seconds: float, what: str = "star
 
     def waiting(state: RetryCallState) -> None:
         assert state.outcome is not None and state.next_action is not None
-        left = max(0.0, seconds - state.seconds_since_start)
+        left = max(0.0, seconds - (state.seconds_since_start or 0.0))
+        error = state.outcome.exception()
         log.warning("database not answering (%s); retrying in %gs (%ds left to %s)",
-                    describe(state.outcome.exception()), round(state.next_action.sleep, 1),
-                    left, what)
+                    "no error" if error is None else describe(error),
+                    round(state.next_action.sleep, 1), left, what)
 
     retrying = Retrying(
         retry=retry_if_exception(is_database_away),

@@ -11,18 +11,23 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_base
 
+from .clock import as_utc
+from .vocabulary import DeliveryStatus
+
 
 class Verdict(enum.Enum):
-    SUCCEEDED = "succeeded"
-    RETRYABLE = "retryable"  # 408, 425, 429, 5xx, timeouts, connection errors
-    FAILED = "failed"  # 3xx (not followed), other 4xx: the same request will fail again
-    GONE = "gone"  # 410: fail and disable the subscription
+    """How an answer reads (never stored: what is stored is the ``DeliveryStatus``)."""
+
+    SUCCEEDED = enum.auto()
+    RETRYABLE = enum.auto()  # 408, 425, 429, 5xx, timeouts, connection errors
+    FAILED = enum.auto()  # 3xx (not followed), other 4xx: the same request will fail again
+    GONE = enum.auto()  # 410: fail and disable the subscription
 
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -53,9 +58,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return max(0.0, (as_utc(when) - now).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    status: str  # "succeeded" | "pending" | "failed"
+    status: DeliveryStatus  # succeeded, pending (to retry) or failed
     delay: float | None = None  # seconds until the next attempt, when pending
     gone: bool = False  # the receiver answered 410: disable the subscription
 
@@ -88,10 +91,11 @@ def delivery_after(
     schedule: unless it succeeded, the delivery goes back to that status, and a pending one
     to the time its next scheduled attempt had (``resume_at``).
     """
-    if resume_status is not None and step.status != "succeeded":
-        return resume_status, (resume_at or now) if resume_status == "pending" else None
-    if step.status == "pending":
-        return "pending", now + timedelta(seconds=step.delay or 0)
+    if resume_status is not None and step.status != DeliveryStatus.SUCCEEDED:
+        pending = resume_status == DeliveryStatus.PENDING
+        return resume_status, (resume_at or now) if pending else None
+    if step.status == DeliveryStatus.PENDING:
+        return DeliveryStatus.PENDING, now + timedelta(seconds=step.delay or 0)
     return step.status, None
 
 
@@ -105,7 +109,9 @@ class wait_schedule(wait_base):
         self.cap = max(schedule, default=0.0)
 
     def __call__(self, retry_state: RetryCallState) -> float:
-        outcome: Outcome = retry_state.outcome.result()  # type: ignore[union-attr]
+        if retry_state.outcome is None:
+            raise RuntimeError("a wait is asked for only after an attempt")
+        outcome: Outcome = retry_state.outcome.result()
         if outcome.retry_after is not None and outcome.status_code in RETRY_AFTER_STATUS:
             return min(outcome.retry_after, self.cap)
         base = self.schedule[min(retry_state.attempt_number, len(self.schedule)) - 1]
@@ -127,12 +133,12 @@ class RetryPolicy:
         """Decide after attempt ``attempt_number`` (1-based, counted in this retry round)."""
         verdict = outcome.verdict
         if verdict is Verdict.SUCCEEDED:
-            return Step("succeeded")
+            return Step(DeliveryStatus.SUCCEEDED)
         if verdict is Verdict.GONE:
-            return Step("failed", gone=True)
+            return Step(DeliveryStatus.FAILED, gone=True)
         state = RetryCallState(self._retrying, None, (), {})
         state.attempt_number = attempt_number
         state.set_result(outcome)
         if not self._retrying.retry(state) or self._retrying.stop(state):
-            return Step("failed")
-        return Step("pending", delay=self._retrying.wait(state))
+            return Step(DeliveryStatus.FAILED)
+        return Step(DeliveryStatus.PENDING, delay=self._retrying.wait(state))

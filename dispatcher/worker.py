@@ -1,8 +1,9 @@
 """The delivery loop: claim due deliveries, send them, record what happened.
 
-Plain asyncio and the store: ``dispatcher serve`` runs it beside the API in one event loop,
-``dispatcher worker`` runs it alone. At most ``concurrency`` attempts are in flight; each
-finished attempt goes to a recorder that writes attempts in batches, one transaction each.
+Plain asyncio and the store's queue (``WorkQueue``, all it knows of the store): ``dispatcher
+serve`` runs it beside the API in one event loop, ``dispatcher worker`` runs it alone. At
+most ``concurrency`` attempts are in flight; each finished attempt goes to a recorder that
+writes attempts in batches, one transaction each.
 A delivery counts as done only once its attempt is committed; if the process dies first,
 the lease runs out and another worker sends it again (at least once).
 """
@@ -10,6 +11,7 @@ the lease runs out and another worker sends it again (at least once).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -19,12 +21,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from . import metrics
+from .clock import utcnow
 from .config import Settings
-from .models import utcnow
 from .outage import describe, is_database_away
 from .policy import Outcome, RetryPolicy, delivery_after, parse_retry_after
 from .sender import send
-from .store import AttemptRecord, Job, Store
+from .store import AttemptRecord, Job, WorkQueue
+from .vocabulary import AttemptOutcome, DeliveryStatus
 
 log = logging.getLogger("dispatcher.worker")
 
@@ -34,10 +37,10 @@ MAX_BACKOFF_SECONDS = 5.0  # the longest a worker waits between tries while the 
 
 class Worker:
     def __init__(
-        self, store: Store, client: httpx.AsyncClient, settings: Settings,
+        self, queue: WorkQueue, client: httpx.AsyncClient, settings: Settings,
         policy: RetryPolicy | None = None,
     ) -> None:
-        self.store = store
+        self.queue = queue
         self.client = client
         self.settings = settings
         self.policy = policy or RetryPolicy(settings.retry_schedule, settings.retry_jitter)
@@ -76,7 +79,7 @@ class Worker:
         ids = [job.delivery_id for job in self._ready]
         self._ready.clear()
         try:
-            await self.store.release_leases(self.owner, ids)
+            await self.queue.release_leases(self.owner, ids)
             self.leased.difference_update(ids)
         except Exception as exc:
             log.warning("could not give back %d leases (%s); they will expire",
@@ -100,7 +103,7 @@ class Worker:
     def stop(self) -> None:
         self._stopping.set()
         self._room.set()
-        self.store.wakeup.notify()
+        self.queue.wake()
 
     @property
     def _prefetch(self) -> int:
@@ -130,7 +133,7 @@ class Worker:
             wanted = min(room, settings.claim_batch_size)
             skip = self._skipped()
             try:
-                jobs = await self.store.claim_due(
+                jobs = await self.queue.claim_due(
                     self.owner, wanted, settings.lease_seconds, sorted(skip)
                 )
                 claimed = len(jobs)
@@ -146,7 +149,7 @@ class Worker:
                                 describe(exc), delay)
                 else:
                     log.exception("claiming deliveries failed; trying again in %.1f s", delay)
-                await self.store.wakeup.wait(delay)
+                await self.queue.wait_for_work(delay)
                 continue
             failures = 0
             for job in jobs:
@@ -155,7 +158,7 @@ class Worker:
             self._ready.extend(jobs)
             self._start_ready()
             if claimed < wanted:
-                await self.store.wakeup.wait(await self._idle_seconds(self._skipped()))
+                await self.queue.wait_for_work(await self._idle_seconds(self._skipped()))
 
     def _start_ready(self) -> None:
         while self._ready and len(self._in_flight) < self.settings.worker_concurrency:
@@ -164,7 +167,7 @@ class Worker:
             job = self._ready.popleft()
             task = asyncio.create_task(self._attempt(job))
             self._in_flight.add(task)
-            task.add_done_callback(lambda t, sub=job.subscription_id: self._finished(t, sub))
+            task.add_done_callback(functools.partial(self._finished, sub_id=job.subscription_id))
 
     def _finished(self, task: asyncio.Task[None], sub_id: str) -> None:
         self._in_flight.discard(task)
@@ -177,7 +180,7 @@ class Worker:
         if self._room_left() >= self._low_water:
             self._room.set()
         if count + 1 >= self.settings.max_in_flight_per_subscription:
-            self.store.wakeup.notify()  # that subscription may take another attempt now
+            self.queue.wake()  # that subscription may take another attempt now
 
     def _skipped(self) -> set[str]:
         """Subscriptions this worker may not start attempts for just now."""
@@ -205,7 +208,7 @@ class Worker:
             now_back += [j.delivery_id for j in group[room:]]
             limit = group[0].rate_limit
             if limit and allowed:
-                granted = await self.store.take_tokens(sub_id, len(allowed), limit, int(wall))
+                granted = await self.queue.take_tokens(sub_id, len(allowed), limit, int(wall))
                 if granted < len(allowed):
                     # Over the limit: wait for the next one-second window; no retry used.
                     next_second += [j.delivery_id for j in allowed[granted:]]
@@ -213,10 +216,10 @@ class Worker:
                 allowed = allowed[:granted]
             admitted += allowed
         if now_back:
-            await self.store.defer(self.owner, now_back, utcnow())
+            await self.queue.defer(self.owner, now_back, utcnow())
         if next_second:
             when = datetime.fromtimestamp(int(wall) + 1, UTC)
-            await self.store.defer(self.owner, next_second, when)
+            await self.queue.defer(self.owner, next_second, when)
         return admitted
 
     async def _idle_seconds(self, skip: set[str]) -> float:
@@ -225,7 +228,7 @@ class Worker:
         if self._rate_blocked:
             poll = min(poll, max(0.0, min(self._rate_blocked.values()) - time.monotonic()))
         try:
-            due = await self.store.next_due_at(sorted(skip))
+            due = await self.queue.next_due_at(sorted(skip))
         except Exception:
             return poll
         if due is None:
@@ -260,7 +263,8 @@ class Worker:
                 status_code=response.status_code,
                 response_body=response.body,
                 error=response.error,
-                outcome="succeeded" if step.status == "succeeded" else "failed",
+                outcome=AttemptOutcome.SUCCEEDED if step.status == DeliveryStatus.SUCCEEDED
+                else AttemptOutcome.FAILED,
                 status=status,
                 next_attempt_at=next_at,
                 gone=step.gone,
@@ -273,7 +277,7 @@ class Worker:
         while True:
             await asyncio.sleep(lease / 3)
             try:
-                await self.store.extend_leases(self.owner, list(self.leased), lease)
+                await self.queue.extend_leases(self.owner, list(self.leased), lease)
             except Exception as exc:
                 log.warning("could not extend leases (%s)", type(exc).__name__)
 
@@ -284,7 +288,7 @@ class Worker:
             await asyncio.sleep(self.settings.prune_interval_seconds)
             cutoff = utcnow() - timedelta(days=self.settings.retention_days)
             try:
-                counts = await self.store.prune(cutoff)
+                counts = await self.queue.prune(cutoff)
                 log.info("pruned %s", counts)
             except Exception as exc:
                 log.warning("pruning failed (%s); next time", type(exc).__name__)
@@ -304,7 +308,7 @@ class Worker:
         delay, tries = 0.05, 0
         while True:
             try:
-                await self.store.record_attempts(
+                await self.queue.record_attempts(
                     self.owner, batch, self.settings.disable_after_seconds)
                 self.leased.difference_update(r.job.delivery_id for r in batch)
                 break
@@ -325,8 +329,8 @@ class Worker:
         metrics.count_attempts(batch)
         if log.isEnabledFor(logging.INFO):
             _log_attempts(batch)
-        if any(r.status == "pending" for r in batch):
-            self.store.wakeup.notify()
+        if any(r.status == DeliveryStatus.PENDING for r in batch):
+            self.queue.wake()
 
 
 def _log_attempts(batch: list[AttemptRecord]) -> None:

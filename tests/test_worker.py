@@ -8,21 +8,23 @@ import sys
 from typing import Any
 
 from dispatcher.database import open_database
-from dispatcher.store import Store
+from dispatcher.store import Store, WorkQueue
 from dispatcher.transport import make_http_client
 from dispatcher.worker import Worker
 
 from .harness import Receiver, Reply
 
 
-async def deliver_all(settings, subscription: dict[str, Any], events: int) -> list[dict]:
-    """Store ``events`` events for one subscription, run a worker until none is pending."""
+async def deliver_all(settings, subscription: dict[str, Any], events: int,
+                      narrow: bool = False) -> list[dict]:
+    """Store ``events`` events for one subscription, run a worker until none is pending
+    (``narrow``: a worker that sees the store through ``WorkQueue`` alone)."""
     store = Store(open_database(settings))
     client = make_http_client(settings)
     sub = await store.create_subscription("key_test", subscription)
     for i in range(events):
         await store.accept_event("key_test", "thing.happened", {"i": i}, None, 60)
-    worker = Worker(store, client, settings)
+    worker = Worker(OnlyTheQueue(store) if narrow else store, client, settings)
     task = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(20):
@@ -40,6 +42,38 @@ async def deliver_all(settings, subscription: dict[str, Any], events: int) -> li
         attempts += (await store.list_attempts(delivery["id"], None, None, 100, "asc")).rows
     await store.db.dispose()
     return attempts
+
+
+class OnlyTheQueue:
+    """The store as the worker may see it: the members of ``WorkQueue``, nothing else."""
+
+    MEMBERS = frozenset(name for name in vars(WorkQueue) if not name.startswith("_"))
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.MEMBERS:
+            raise AttributeError(f"the worker reached past WorkQueue for {name!r}")
+        return getattr(self._store, name)
+
+
+def test_the_worker_needs_only_the_work_queue(make_settings):
+    settings = make_settings(worker_concurrency=4, claim_batch_size=2, retry_schedule=(0.05,))
+
+    seen: set[str] = set()
+
+    def first_try_fails(n: int, request) -> Reply:  # so that retries wait for their time
+        event_id = request.headers["webhook-id"]
+        if event_id in seen:
+            return Reply(200)
+        seen.add(event_id)
+        return Reply(500)
+
+    with Receiver(first_try_fails) as receiver:
+        attempts = asyncio.run(deliver_all(settings, {"url": receiver.url}, 6, narrow=True))
+    assert sorted(a["outcome"] for a in attempts) == ["failed"] * 6 + ["succeeded"] * 6
+    assert {"claim_due", "record_attempts", "wait_for_work", "wake"} <= OnlyTheQueue.MEMBERS
 
 
 def test_worker_delivers_without_the_api(make_settings):

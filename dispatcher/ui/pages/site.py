@@ -19,6 +19,7 @@ from ... import ids
 from ...clock import as_utc, utcnow
 from ...health import Rate
 from ...store import NotFound, Store
+from ...vocabulary import DeliveryStatus
 from ..session import COOKIE, Session, csrf_ok, key_id_of, open_session
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -89,6 +90,8 @@ templates = Environment(
     trim_blocks=True, lstrip_blocks=True,
 )
 templates.filters.update(when=_when, ago=_ago, span=_span, percent=_percent)
+# Templates compare statuses with the vocabulary's members, as the code does.
+templates.globals["Status"] = DeliveryStatus
 
 
 class LoginNeeded(Exception):

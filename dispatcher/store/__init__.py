@@ -1,0 +1,62 @@
+"""All reads and writes of the database go through the store, one module per role:
+
+- ``rows``: the errors, typed rows and shared pure helpers (event bodies, time windows);
+- ``base``: what the roles share (the database, the secret box, the live-key cache, paging);
+- ``keys``: API keys; ``subscriptions``: subscriptions and their signing secrets;
+- ``events``: ingest (group commit, or one transaction with an idempotency key), the one
+  ``fan_out`` of an event to deliveries, reads, event replay; ``batching`` the group commit
+  and the driver-level insert it uses;
+- ``deliveries``: lists, retry now, bulk replay, prune;
+- ``queue``: what the worker uses (claim, record, leases, rate tokens, wait for work),
+  named by the ``WorkQueue`` protocol; ``health``: recording's failure streaks and the
+  holding of disabled subscriptions' deliveries;
+- ``stats``: counts for /metrics and the dashboard.
+
+``Store`` is each role's class together (one class per role, each a ``StoreBase`` sharing
+one database and key cache), so callers keep one object and ``store.create_subscription``
+style calls; a caller that needs one role only (the worker) names its protocol instead.
+"""
+
+from __future__ import annotations
+
+from ..clock import rfc3339
+from .base import StoreBase
+from .batching import DriverInsert, GroupCommit
+from .deliveries import Deliveries
+from .events import DELIVERY_COLUMNS, EVENT_COLUMNS, Events, _delivery_row, fan_out
+from .keys import Keys
+from .queue import Queue, WorkQueue
+from .rows import (
+    AttemptRecord,
+    Conflict,
+    DeliveryFilter,
+    EventRow,
+    IdempotencyKeyReused,
+    Job,
+    KeyDeleted,
+    KeyRow,
+    NotFound,
+    Page,
+    QueueStats,
+    canonical_json,
+    encode_payload,
+    hash_key,
+    same_request,
+    valid_keys,
+)
+from .stats import Stats
+from .subscriptions import OPEN_STATUSES, Subscriptions
+
+
+class Store(Keys, Subscriptions, Events, Deliveries, Queue, Stats):
+    """The whole store: every role's methods on one object."""
+
+
+__all__ = [
+    "DELIVERY_COLUMNS", "EVENT_COLUMNS", "OPEN_STATUSES", "AttemptRecord", "Conflict",
+    "Deliveries", "DeliveryFilter", "DriverInsert", "EventRow", "Events", "GroupCommit",
+    "IdempotencyKeyReused", "Job", "KeyDeleted", "KeyRow", "Keys", "NotFound", "Page", "Queue",
+    "QueueStats", "Stats", "Store", "StoreBase", "Subscriptions", "WorkQueue", "_delivery_row",
+    "canonical_json", "encode_payload", "fan_out", "hash_key", "rfc3339", "same_request",
+    "valid_keys",
+]

@@ -1,0 +1,75 @@
+"""What every role of the store shares: the database, the secret box that seals signing
+secrets at rest, the cache of live API keys, and one page of a list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..database import Database
+from ..models import api_key_table
+from ..sealing import SecretBox, parse_keys
+from .rows import KeyRow, Page, row_dict
+
+MAX_KNOWN_KEYS = 10_000  # authenticate(cached=True) forgets them all past this
+
+
+class StoreBase:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.engine = db.engine
+        self.writer = db.writer
+        self.wakeup = db.wakeup
+        self.box = SecretBox(parse_keys(db.settings.secret_key))
+        # key_hash -> the row of a key seen live (authenticate(cached=True)).
+        self._known_keys: dict[str, KeyRow] = {}
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # Signing secrets are sealed in the database and open in memory.
+
+    def _sealed(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e | {"secret": self.box.seal(e["secret"])} for e in entries]
+
+    def _opened_secrets(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e | {"secret": self.box.open(e["secret"])} for e in entries]
+
+    def _opened(self, row: dict[str, Any]) -> dict[str, Any]:
+        return row | {"secrets": self._opened_secrets(row["secrets"])}
+
+    # The key cache: keys seen live, forgotten when this process sees them deleted.
+
+    def _remember_key(self, digest: str, row: KeyRow) -> None:
+        if len(self._known_keys) >= MAX_KNOWN_KEYS:
+            self._known_keys.clear()
+        self._known_keys[digest] = row
+
+    def _forget_key(self, key_id: str) -> None:
+        for digest, known in list(self._known_keys.items()):
+            if known["id"] == key_id:
+                del self._known_keys[digest]
+
+    async def _key_is_live(self, key_id: str) -> bool:
+        k = api_key_table
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                sa.select(k.c.id).where(k.c.id == key_id, k.c.deleted_at.is_(None)))
+        if found is None:
+            self._forget_key(key_id)
+        return found is not None
+
+    async def _page(
+        self, stmt: sa.Select[Any], id_col: sa.ColumnElement[str], cursor: str | None,
+        limit: int, order: str,
+    ) -> Page:
+        if cursor is not None:
+            stmt = stmt.where(id_col > cursor if order == "asc" else id_col < cursor)
+        stmt = stmt.order_by(id_col.asc() if order == "asc" else id_col.desc()).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = [row_dict(r) for r in await conn.execute(stmt)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, rows[-1]["id"] if more and rows else None)

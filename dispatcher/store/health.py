@@ -1,0 +1,67 @@
+"""Subscription health in the database: recording's streak changes (decided by
+``dispatcher.health.after_attempts``) written, and deliveries of disabled subscriptions
+held."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..health import StreakChanges
+from ..models import delivery_table, subscription_table
+from ..vocabulary import DeliveryStatus, DisabledReason
+
+
+async def hold_pending(conn: AsyncConnection, sub_ids: Sequence[str], now: datetime) -> None:
+    """Deliveries of disabled subscriptions wait as ``held`` (not in flight ones: their
+    attempt's record holds them)."""
+    d = delivery_table
+    await conn.execute(
+        sa.update(d)
+        .where(d.c.subscription_id.in_(sub_ids), d.c.status == DeliveryStatus.PENDING,
+               sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now))
+        .values(status=DeliveryStatus.HELD, next_attempt_at=None, lease_until=None,
+                lease_owner=None, updated_at=now)
+    )
+
+
+async def settle_streaks(conn: AsyncConnection, changes: StreakChanges,
+                         retried: Iterable[str], now: datetime) -> None:
+    """Write ``changes`` in the recording's transaction; then hold the pending deliveries of
+    subscriptions disabled now, and of those of ``retried`` (deliveries going back to
+    pending) disabled meanwhile by an operator or another worker."""
+    s = subscription_table
+    if changes.recovered:
+        await conn.execute(
+            sa.update(s).where(s.c.id.in_(changes.recovered), s.c.failing_since.is_not(None))
+            .values(failing_since=None))
+    if changes.started:
+        await conn.execute(
+            sa.update(s).where(s.c.id.in_(changes.started), s.c.failing_since.is_(None))
+            .values(failing_since=now))
+    disabled = set(changes.gone)
+    if changes.gone:
+        await conn.execute(
+            sa.update(s)
+            .where(s.c.id.in_(changes.gone), s.c.enabled.is_(True))
+            .values(enabled=False, disabled_reason=DisabledReason.GONE, updated_at=now)
+        )
+    if changes.long_failing and changes.stale is not None:
+        found = await conn.execute(
+            sa.update(s)
+            .where(s.c.id.in_(changes.long_failing), s.c.enabled.is_(True),
+                   s.c.failing_since < changes.stale)
+            .values(enabled=False, disabled_reason=DisabledReason.FAILING, updated_at=now)
+            .returning(s.c.id)
+        )
+        disabled |= set(found.scalars())
+    retried = set(retried)
+    if retried:
+        off = await conn.execute(
+            sa.select(s.c.id).where(s.c.id.in_(retried), s.c.enabled.is_(False)))
+        disabled |= set(off.scalars())
+    if disabled:
+        await hold_pending(conn, sorted(disabled), now)

@@ -1,0 +1,189 @@
+"""What the store takes and gives back: its errors, typed rows, and the pure helpers its
+roles share (event bodies, time windows as id ranges, signing keys in force)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypedDict
+
+import sqlalchemy as sa
+
+from .. import ids
+from ..clock import rfc3339
+from ..signing import secret_key
+from ..vocabulary import AttemptOutcome, DeliveryStatus, Role
+
+# An id and its row's created_at come from two clock reads; id bounds allow for that.
+ID_CLOCK_SLACK = timedelta(seconds=5)
+
+
+class NotFound(Exception):
+    """The row does not exist, or the caller may not see it."""
+
+
+class Conflict(Exception):
+    """The request cannot be done in the row's present state."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class KeyDeleted(Exception):
+    """The API key the request came with was deleted: nothing was stored."""
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was sent before with a different body: nothing was stored."""
+
+
+class KeyRow(TypedDict):
+    """A live API key as ``authenticate`` finds it (and its cache keeps it)."""
+
+    id: str
+    role: Role
+    name: str
+    key_hash: str
+
+
+class EventRow(TypedDict):
+    """A new event, as inserted (``accept_event``)."""
+
+    id: str
+    type: str
+    publisher: str
+    idempotency_key: str | None
+    created_at: datetime
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    """Which deliveries an operator means: for replay, recover and the CLI."""
+
+    status: str = DeliveryStatus.FAILED
+    subscription_id: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(slots=True)
+class Page:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
+class Job:
+    """A claimed delivery, with what the sender needs."""
+
+    delivery_id: str
+    event_id: str
+    subscription_id: str
+    number: int  # this attempt's number over the delivery's life
+    round_number: int  # this attempt's number in the current retry round
+    trigger: str  # a Trigger, as stored
+    resume_status: str | None  # a manual attempt's: the status to go back to unless it succeeds
+    url: str
+    headers: dict[str, str]
+    keys: list[bytes]
+    payload: bytes
+    rate_limit: int | None = None  # the subscription's rate_limit_per_second
+    failing_since: datetime | None = None  # the subscription's, when claimed
+    resume_at: datetime | None = None  # a manual attempt's: the pending delivery's due time
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """One finished attempt and the delivery state it leads to."""
+
+    job: Job
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+    outcome: AttemptOutcome
+    status: str  # the delivery's new status (a DeliveryStatus)
+    next_attempt_at: datetime | None
+    gone: bool = False
+    id: str = field(default_factory=lambda: ids.new_id("att"))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """The state of the queue right now (``Store.queue_stats``)."""
+
+    pending: int  # waiting for their next attempt, or in flight
+    held: int  # of disabled subscriptions, sent when re-enabled
+    failed: int  # retries exhausted or refused, until replayed or pruned
+    oldest_due_seconds: float  # how long the oldest due, unclaimed delivery has waited
+    disabled_subscriptions: int
+    failing_subscriptions: int  # enabled, with failures since their last success
+
+
+def hash_key(plain: str) -> str:
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def encode_payload(event_type: str, created_at: datetime, data: Any) -> bytes:
+    """The exact bytes every subscriber receives for this event."""
+    body = {"type": event_type, "timestamp": rfc3339(created_at), "data": data}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_json(value: Any) -> str:
+    """One text per JSON value: keys sorted, no spaces (a number stays as parsed: 1 ≠ 1.0)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def same_request(payload: bytes, event_type: str, data: Any) -> bool:
+    """Whether an event stored as ``payload`` (``encode_payload``) was asked for with this
+    ``event_type`` and ``data``, whatever the key order and spacing of either request."""
+    stored = json.loads(payload)
+    return bool(stored["type"] == event_type
+                and canonical_json(stored["data"]) == canonical_json(data))
+
+
+def valid_keys(secret_list: Sequence[dict[str, Any]], now: datetime) -> list[bytes]:
+    """The signing keys in force at ``now``: the newest, and older ones in their grace."""
+    keys = []
+    for entry in secret_list:
+        expires = entry.get("expires_at")
+        if expires is None or datetime.fromisoformat(expires) > now:
+            keys.append(secret_key(entry["secret"]))
+    return keys
+
+
+def row_dict(r: sa.Row[*tuple[Any, ...]]) -> dict[str, Any]:
+    return dict(r._mapping)
+
+
+def slack(when: datetime, direction: int) -> datetime:
+    """``when`` moved by the id clock slack, staying within datetime's range."""
+    try:
+        return when + direction * ID_CLOCK_SLACK
+    except OverflowError:
+        return when
+
+
+def created_between(
+    table: sa.Table, prefix: str, since: datetime | None, until: datetime | None,
+    *, since_inclusive: bool = True,
+) -> list[sa.ColumnElement[bool]]:
+    """``created_at`` in [since, until), also as a range of the time-ordered primary key so
+    the database scans the window instead of filtering every row."""
+    c = table.c
+    where: list[sa.ColumnElement[bool]] = []
+    if since is not None:
+        where += [c.created_at >= since if since_inclusive else c.created_at > since,
+                  c.id >= ids.time_bound(prefix, slack(since, -1))]
+    if until is not None:
+        where += [c.created_at < until, c.id < ids.time_bound(prefix, slack(until, +1))]
+    return where

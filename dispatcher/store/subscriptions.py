@@ -1,0 +1,177 @@
+"""Subscriptions: made, read, changed (enabling sends what was held, disabling holds what
+is pending), deleted (what is open is cancelled), and their signing secrets rotated."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from .. import ids
+from ..clock import utcnow
+from ..models import delivery_table, subscription_table
+from ..signing import generate_secret
+from ..vocabulary import DeliveryStatus, DisabledReason
+from .base import StoreBase
+from .health import hold_pending
+from .rows import Conflict, NotFound, Page, row_dict
+
+OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
+
+
+class Subscriptions(StoreBase):
+    async def create_subscription(
+        self, owner: str, fields: dict[str, Any], max_per_owner: int | None = None
+    ) -> dict[str, Any]:
+        now = utcnow()
+        row = {
+            "id": ids.new_id("sub"),
+            "owner": owner,
+            "url": fields["url"],
+            "event_types": fields.get("event_types") or ["*"],
+            "headers": fields.get("headers") or {},
+            "description": fields.get("description") or "",
+            "secrets": self._sealed(
+                [{"secret": fields.get("secret") or generate_secret(), "expires_at": None}]),
+            "enabled": fields.get("enabled", True),
+            "disabled_reason": None if fields.get("enabled", True) else DisabledReason.MANUAL,
+            "rate_limit_per_second": fields.get("rate_limit_per_second"),
+            "failing_since": None,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        s = subscription_table
+        async with self.writer.begin() as conn:
+            if max_per_owner is not None:
+                owned = await conn.scalar(
+                    sa.select(sa.func.count()).select_from(s)
+                    .where(s.c.owner == owner, s.c.deleted_at.is_(None)))
+                if (owned or 0) >= max_per_owner:
+                    raise Conflict("too_many_subscriptions",
+                                   f"this key already owns {owned} subscriptions, the most "
+                                   "allowed (DISPATCHER_MAX_SUBSCRIPTIONS_PER_OWNER)")
+            await conn.execute(sa.insert(s), row)
+        return self._opened(row)
+
+    def _subscription_query(self, owner: str | None) -> sa.Select[Any]:
+        s = subscription_table
+        stmt = sa.select(s).where(s.c.deleted_at.is_(None))
+        if owner is not None:
+            stmt = stmt.where(s.c.owner == owner)
+        return stmt
+
+    async def list_subscriptions(
+        self, owner: str | None, cursor: str | None, limit: int, order: str
+    ) -> Page:
+        stmt = self._subscription_query(owner)
+        page = await self._page(stmt, subscription_table.c.id, cursor, limit, order)
+        page.rows = [self._opened(r) for r in page.rows]
+        return page
+
+    async def get_subscription(self, sub_id: str, owner: str | None) -> dict[str, Any]:
+        s = subscription_table
+        async with self.engine.connect() as conn:
+            stmt = self._subscription_query(owner).where(s.c.id == sub_id)
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(sub_id)
+        return self._opened(row_dict(row))
+
+    async def update_subscription(
+        self, sub_id: str, owner: str | None, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        s, d = subscription_table, delivery_table
+        now = utcnow()
+        async with self.writer.begin() as conn:
+            stmt = self._subscription_query(owner).where(s.c.id == sub_id)
+            current = (await conn.execute(stmt)).first()
+            if current is None:
+                raise NotFound(sub_id)
+            values = dict(changes)
+            if "secret" in values:
+                values["secrets"] = self._sealed(
+                    [{"secret": values.pop("secret"), "expires_at": None}])
+            if "enabled" in values:
+                if values["enabled"] and not current.enabled:
+                    values["disabled_reason"] = None
+                    values["failing_since"] = None
+                    # Held deliveries go out now, oldest first (the claim orders by due
+                    # time), each with a fresh retry budget.
+                    await conn.execute(
+                        sa.update(d)
+                        .where(d.c.subscription_id == sub_id, d.c.status == DeliveryStatus.HELD)
+                        .values(status=DeliveryStatus.PENDING, next_attempt_at=d.c.created_at,
+                                retry_base=d.c.attempts, updated_at=now)
+                    )
+                    await self.db.announce(conn)
+                elif not values["enabled"] and current.enabled:
+                    values["disabled_reason"] = DisabledReason.MANUAL
+                    await hold_pending(conn, [sub_id], now)
+            values["updated_at"] = now
+            await conn.execute(sa.update(s).where(s.c.id == sub_id).values(**values))
+            row = (await conn.execute(sa.select(s).where(s.c.id == sub_id))).one()
+        self.wakeup.notify()
+        return self._opened(row_dict(row))
+
+    async def delete_subscription(self, sub_id: str, owner: str | None) -> None:
+        s, d = subscription_table, delivery_table
+        now = utcnow()
+        async with self.writer.begin() as conn:
+            stmt = sa.update(s).where(s.c.id == sub_id, s.c.deleted_at.is_(None))
+            if owner is not None:
+                stmt = stmt.where(s.c.owner == owner)
+            result = await conn.execute(stmt.values(deleted_at=now, enabled=False, updated_at=now))
+            if result.rowcount == 0:
+                raise NotFound(sub_id)
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.subscription_id == sub_id, d.c.status.in_(OPEN_STATUSES))
+                .values(status=DeliveryStatus.CANCELLED, next_attempt_at=None, updated_at=now)
+            )
+
+    async def rotate_secret(
+        self, sub_id: str, owner: str | None, grace_seconds: float, new_secret: str | None
+    ) -> dict[str, Any]:
+        s = subscription_table
+        now = utcnow()
+        async with self.writer.begin() as conn:
+            current = (
+                await conn.execute(self._subscription_query(owner).where(s.c.id == sub_id))
+            ).first()
+            if current is None:
+                raise NotFound(sub_id)
+            expires = (now + timedelta(seconds=grace_seconds)).isoformat()
+            kept = [
+                e for e in current.secrets[1:]
+                if e["expires_at"] is not None and datetime.fromisoformat(e["expires_at"]) > now
+            ]
+            previous = {"secret": current.secrets[0]["secret"], "expires_at": expires}
+            fresh = self._sealed([{"secret": new_secret or generate_secret(),
+                                   "expires_at": None}])[0]
+            listed = [fresh] + ([previous] if grace_seconds > 0 else []) + kept
+            await conn.execute(
+                sa.update(s).where(s.c.id == sub_id).values(secrets=listed, updated_at=now)
+            )
+            row = (await conn.execute(sa.select(s).where(s.c.id == sub_id))).one()
+        return self._opened(row_dict(row))
+
+    async def reseal_secrets(self, batch: int = 500) -> int:
+        """Seal every signing secret with the newest key (``dispatcher secrets reseal``)."""
+        s = subscription_table
+        done, after = 0, ""
+        while True:
+            async with self.writer.begin() as conn:
+                found = (await conn.execute(
+                    sa.select(s.c.id, s.c.secrets).where(s.c.id > after)
+                    .order_by(s.c.id).limit(batch))).all()
+                for row in found:
+                    resealed = [e | {"secret": self.box.reseal(e["secret"])}
+                                for e in row.secrets]
+                    await conn.execute(
+                        sa.update(s).where(s.c.id == row.id).values(secrets=resealed))
+            if not found:
+                return done
+            done += len(found)
+            after = found[-1].id
