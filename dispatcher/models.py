@@ -10,7 +10,6 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from .clock import as_utc
-from .clock import utcnow as utcnow  # the tests' name for it
 from .vocabulary import Trigger
 
 

@@ -10,9 +10,10 @@ import time
 import sqlalchemy as sa
 
 from dispatcher import migrate
+from dispatcher.clock import utcnow
 from dispatcher.config import Settings
 from dispatcher.database import open_database
-from dispatcher.models import delivery_table, utcnow
+from dispatcher.models import delivery_table
 from dispatcher.store import Store
 
 from .databases import rows, scalar

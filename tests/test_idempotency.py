@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from dispatcher.models import utcnow
+from dispatcher.clock import utcnow
 from dispatcher.store import encode_payload, same_request
 
 from .conftest import ADMIN_TOKEN

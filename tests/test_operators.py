@@ -9,8 +9,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from dispatcher.clock import utcnow
 from dispatcher.database import open_database
-from dispatcher.models import delivery_table, utcnow
+from dispatcher.models import delivery_table
 from dispatcher.store import DeliveryFilter, Store
 
 from .databases import rows, scalar

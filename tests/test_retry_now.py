@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from dispatcher.clock import utcnow
 from dispatcher.config import Settings
 from dispatcher.database import open_database
-from dispatcher.models import delivery_table, utcnow
+from dispatcher.models import delivery_table
 from dispatcher.policy import Step, delivery_after
 from dispatcher.store import Store
 

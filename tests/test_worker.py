@@ -114,7 +114,7 @@ def test_an_attempt_that_cannot_even_be_sent_is_recorded_not_stuck(make_settings
 def test_recording_the_same_batch_twice_changes_nothing(make_settings, database_url):
     # A commit whose answer is lost with the connection makes the recorder write the same
     # batch again: that must neither fail nor count twice.
-    from dispatcher.models import utcnow
+    from dispatcher.clock import utcnow
     from dispatcher.store import AttemptRecord
 
     from .databases import scalar

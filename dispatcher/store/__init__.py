@@ -19,7 +19,6 @@ style calls; a caller that needs one role only (the worker) names its protocol i
 
 from __future__ import annotations
 
-from ..clock import rfc3339
 from .base import StoreBase
 from .batching import DriverInsert, GroupCommit
 from .deliveries import Deliveries
@@ -57,6 +56,6 @@ __all__ = [
     "Deliveries", "DeliveryFilter", "DriverInsert", "EventRow", "Events", "GroupCommit",
     "IdempotencyKeyReused", "Job", "KeyDeleted", "KeyRow", "Keys", "NotFound", "Page", "Queue",
     "QueueStats", "Stats", "Store", "StoreBase", "Subscriptions", "WorkQueue", "_delivery_row",
-    "canonical_json", "encode_payload", "fan_out", "hash_key", "rfc3339", "same_request",
+    "canonical_json", "encode_payload", "fan_out", "hash_key", "same_request",
     "valid_keys",
 ]
