@@ -42,7 +42,16 @@ from .common import (
 )
 
 
-class SubscriptionIn(Strict):
+class _SubscriptionChecks(Strict):
+    """The checks a subscription's fields get, at creation and in a change alike."""
+
+    _event_types = field_validator("event_types", check_fields=False)(check_event_types)
+    _headers = field_validator("headers", check_fields=False)(check_headers)
+    _secret = field_validator("secret", check_fields=False)(check_secret)
+    _text = field_validator("description", "url", check_fields=False)(check_text)
+
+
+class SubscriptionIn(_SubscriptionChecks):
     url: Url = Field(description=URL_TEXT)
     event_types: EventPatterns | None = Field(
         default=None, description=EVENT_TYPES_TEXT + "; left out: ['*']")
@@ -54,11 +63,6 @@ class SubscriptionIn(Strict):
     enabled: bool = Field(default=True, description=ENABLED_TEXT)
     rate_limit_per_second: int | None = Field(default=None, ge=1, le=100_000,
                                               description=RATE_TEXT, examples=[50])
-
-    _event_types = field_validator("event_types")(check_event_types)
-    _headers = field_validator("headers")(check_headers)
-    _secret = field_validator("secret")(check_secret)
-    _text = field_validator("description", "url")(check_text)
 
 
 def _not_null(schema: dict[str, Any]) -> None:
@@ -77,7 +81,7 @@ def not_null(description: str) -> Any:
                  description=f"{description}; left out: unchanged")
 
 
-class SubscriptionPatch(Strict):
+class SubscriptionPatch(_SubscriptionChecks):
     url: Url | None = not_null(URL_TEXT)
     event_types: EventPatterns | None = not_null(EVENT_TYPES_TEXT)
     description: Text | None = Field(default=None, max_length=1000,
@@ -91,11 +95,6 @@ class SubscriptionPatch(Strict):
                                     "oldest first; false holds new ones")
     rate_limit_per_second: int | None = Field(default=None, ge=1, le=100_000,
                                               description=RATE_TEXT, examples=[50])
-
-    _event_types = field_validator("event_types")(check_event_types)
-    _headers = field_validator("headers")(check_headers)
-    _secret = field_validator("secret")(check_secret)
-    _text = field_validator("description", "url")(check_text)
 
 
 class SubscriptionOut(BaseModel):
