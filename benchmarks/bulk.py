@@ -27,9 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from dispatcher import ids
+from dispatcher.clock import utcnow
 from dispatcher.config import Settings
 from dispatcher.database import open_database
-from dispatcher.models import UTCDateTime, delivery_table, event_table, utcnow
+from dispatcher.models import UTCDateTime, delivery_table, event_table
 from dispatcher.store import Store, _delivery_row, encode_payload
 
 from .common import deadline_for

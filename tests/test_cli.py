@@ -29,15 +29,10 @@ from dispatcher import ids
 from dispatcher.api.schemas import DeliveryOut, KeyOut, SubscriptionOut
 from dispatcher.cli import DeliveryStatus
 from dispatcher.cli import app as cli_app
+from dispatcher.clock import utcnow
 from dispatcher.config import Settings
 from dispatcher.database import open_database
-from dispatcher.models import (
-    attempt_table,
-    delivery_table,
-    event_table,
-    subscription_table,
-    utcnow,
-)
+from dispatcher.models import attempt_table, delivery_table, event_table, subscription_table
 from dispatcher.store import Store, encode_payload
 
 from .databases import rows, scalar
