@@ -90,12 +90,14 @@ class Receiver:
                 pass
 
         class Server(http.server.ThreadingHTTPServer):
+            # Read by listen() in the constructor: a burst of connections is not dropped.
+            request_queue_size = 512
+
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that hang up on a slow answer: expected in these tests
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.server.request_queue_size = 512
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
