@@ -99,15 +99,17 @@ class Deliveries(StoreBase):
                 raise NotFound(delivery_id)
             # As replay does, leave deliveries of deleted subscriptions alone, finished
             # ones too: their URL is no longer anyone's to send to.
-            deleted = await conn.scalar(sa.select(s.c.deleted_at).where(
-                s.c.id == row.subscription_id))
+            # One read for what the API row does not show: the subscription's deletion and
+            # whether a manual attempt is queued already.
+            deleted, next_trigger = (await conn.execute(
+                sa.select(s.c.deleted_at, d.c.next_trigger)
+                .where(s.c.id == d.c.subscription_id, d.c.id == delivery_id))).one()
             if row.status == DeliveryStatus.CANCELLED or deleted is not None:
                 raise Conflict("subscription_deleted", "the delivery's subscription was deleted")
             pending = row.status == DeliveryStatus.PENDING
             if pending and row.lease_until is not None and row.lease_until > now:
                 raise Conflict("attempt_in_progress", "an attempt of this delivery is under way")
-            queued = pending and await conn.scalar(
-                sa.select(d.c.next_trigger).where(d.c.id == delivery_id)) == Trigger.MANUAL
+            queued = pending and next_trigger == Trigger.MANUAL
             if not queued:
                 await conn.execute(
                     sa.update(d)
