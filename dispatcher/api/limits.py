@@ -131,17 +131,18 @@ class BodyLimits:
             if len(body) > self.max_bytes:
                 await reject(send, 413, "payload_too_large", self._too_large())
                 return
+        whole = bytes(body)  # one copy, checked and then handed on
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         form = scope["path"].startswith(self.forms_under) and _is_form(content_type)
-        if body and not form:
+        if whole and not form:
             if not _is_json(content_type):
                 await reject(send, 415, "unsupported_media_type",
                               "send the body as application/json")
                 return
-            if nested_too_deeply(bytes(body)):
+            if nested_too_deeply(whole):
                 await reject(send, 400, "invalid_json", TOO_DEEP)
                 return
-            problem = strict_json_problem(bytes(body))
+            problem = strict_json_problem(whole)
             if problem is not None:
                 await reject(send, 400, "invalid_json", problem)
                 return
@@ -153,7 +154,7 @@ class BodyLimits:
             if sent:
                 return await receive()
             sent = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return {"type": "http.request", "body": whole, "more_body": False}
 
         await self.app(scope, replay, send)
 
