@@ -38,23 +38,48 @@ def _ts(nullable: bool = False, index: bool = False) -> Any:
     return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
 
 
+TENANT_ID_LENGTH = 64
+
+
+def _tenant_id() -> Any:
+    return Field(default=None, max_length=TENANT_ID_LENGTH)
+
+
+class Tenant(SQLModel, table=True):
+    """A customer of the publisher; its id is the publisher's own (``tenants.py``)."""
+
+    __tablename__ = "tenant"
+    __table_args__ = (sa.Index("ix_tenant_created_id", "created_at", "id"),)
+
+    id: str = Field(primary_key=True, max_length=TENANT_ID_LENGTH)
+    name: str | None = Field(default=None, max_length=200)
+    # "metadata" is SQLModel's own attribute: the column keeps the contract's name.
+    meta: dict[str, Any] = Field(sa_column=sa.Column("metadata", sa.JSON(), nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
+    __table_args__ = (sa.Index("ix_api_key_tenant_id", "tenant_id"),)
 
     id: str = Field(primary_key=True, max_length=40)
     role: str = Field(max_length=16)
     name: str = Field(max_length=200)
     key_hash: str = Field(max_length=64, unique=True)
+    tenant_id: str | None = _tenant_id()  # a subscriber key scoped to this tenant
     created_at: datetime = _ts()
     deleted_at: datetime | None = _ts(nullable=True)
 
 
 class Subscription(SQLModel, table=True):
     __tablename__ = "subscription"
-    __table_args__ = (sa.Index("ix_subscription_owner_id", "owner", "id"),)
+    __table_args__ = (sa.Index("ix_subscription_owner_id", "owner", "id"),
+                      sa.Index("ix_subscription_tenant_id", "tenant_id", "id"))
 
     id: str = Field(primary_key=True, max_length=40)
     owner: str = Field(max_length=40)  # id of the API key that created it
+    tenant_id: str | None = _tenant_id()  # fixed at creation
     url: str = Field(max_length=2048)
     event_types: list[str] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
     headers: dict[str, str] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
@@ -79,6 +104,7 @@ class Event(SQLModel, table=True):
         sa.UniqueConstraint("publisher", "idempotency_key", name="uq_event_idempotency"),
         sa.Index("ix_event_type_id", "type", "id"),
         sa.Index("ix_event_publisher_id", "publisher", "id"),
+        sa.Index("ix_event_tenant_id", "tenant_id", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -87,6 +113,9 @@ class Event(SQLModel, table=True):
     payload: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
     publisher: str = Field(max_length=40)
     idempotency_key: str | None = Field(default=None, max_length=255)
+    tenant_id: str | None = _tenant_id()  # published for this tenant only
+    # Published to every tenant's subscriptions and to those of none (tenant_id is null).
+    broadcast: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = _ts()
 
 
@@ -98,12 +127,14 @@ class Delivery(SQLModel, table=True):
         sa.Index("ix_delivery_subscription_id", "subscription_id", "id"),
         sa.Index("ix_delivery_event_id", "event_id", "id"),
         sa.Index("ix_delivery_event_type_id", "event_type", "id"),
+        sa.Index("ix_delivery_tenant_id", "tenant_id", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
     event_id: str = Field(max_length=40)
     event_type: str = Field(max_length=128)
     subscription_id: str = Field(max_length=40)
+    tenant_id: str | None = _tenant_id()  # its subscription's, copied: a tenant's lists are ranges
     status: str = Field(max_length=16)  # a DeliveryStatus
     attempts: int = 0
     retry_base: int = 0  # attempts made before the current retry round (replays reset it)
@@ -137,6 +168,7 @@ class Attempt(SQLModel, table=True):
 
 
 # The Core tables the store queries (the classes above only declare them).
+tenant_table = SQLModel.metadata.tables[Tenant.__tablename__]
 api_key_table = SQLModel.metadata.tables[ApiKey.__tablename__]
 subscription_table = SQLModel.metadata.tables[Subscription.__tablename__]
 event_table = SQLModel.metadata.tables[Event.__tablename__]

@@ -431,7 +431,7 @@ def test_keys_create_prints_a_key_that_authenticates(database_url: str) -> None:
 
     made = json.loads(ok(database_url, "keys", "create", "--role", "admin", "--name", "ops",
                          "--json"))
-    assert set(made) == {"id", "role", "name", "key", "created_at"}
+    assert set(made) == {"id", "role", "name", "key", "tenant_id", "created_at"}
     found = on_store(database_url, lambda store: store.authenticate(made["key"]))
     assert found is not None and (found["id"], found["role"]) == (made["id"], "admin")
     # Only its hash is stored.

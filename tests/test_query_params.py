@@ -91,3 +91,4 @@ def test_every_v1_operation_refuses_an_unknown_parameter_and_changes_nothing(adm
         assert [k["id"] for k in admin.get("/v1/api-keys").json()["data"]].count(key["id"]) == 1
         assert admin.get(f"/v1/deliveries/{delivery['id']}").json()["attempts"] == 1
         assert receiver.count() == 1
+        assert admin.get("/v1/tenants/acme-query").json() == tenant

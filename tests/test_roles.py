@@ -464,7 +464,7 @@ def test_created_key_is_shown_once_with_its_fields(world):
     made = admin.post("/v1/api-keys", json={"role": "subscriber", "name": "shown-once"})
     assert made.status_code == 201, made.text
     body = made.json()
-    assert set(body) == {"id", "role", "name", "key", "created_at"}
+    assert set(body) == {"id", "role", "name", "key", "tenant_id", "created_at"}
     assert body["id"].startswith("key_") and body["role"] == "subscriber"
     assert isinstance(body["key"], str) and len(body["key"]) >= 16
 
@@ -477,7 +477,7 @@ def test_listing_keys_never_returns_the_key_or_its_hash(world):
     assert {world.keys[n]["id"] for n in ("pub", "s1", "s2")} <= {k["id"] for k in listed}
     for row in listed:
         assert "key" not in row and "key_hash" not in row, row
-        assert set(row) == {"id", "role", "name", "created_at"}, row
+        assert set(row) == {"id", "role", "name", "tenant_id", "created_at"}, row
     for name in ("pub", "s1", "s2"):
         assert world.keys[name]["key"] not in response.text
     assert ADMIN_TOKEN not in response.text

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ..store import Store
+from ..store import Scope, Store, TenantNotFound
 from ..vocabulary import Role
 from .errors import ApiError
 
@@ -18,11 +18,25 @@ from .errors import ApiError
 class Caller:
     key_id: str
     role: Role
+    tenant_id: str | None = None  # a subscriber key scoped to this tenant
 
     @property
     def owner_filter(self) -> str | None:
-        """Admins see everything; anyone else only what their key owns."""
+        """Admins see every event; a publisher only those it sent."""
         return None if self.role == Role.ADMIN else self.key_id
+
+    @property
+    def scope(self) -> Scope | None:
+        """The subscriptions (and their deliveries) this key may see: all for an admin, its
+        tenant's for a scoped key, else the ones it made (store ``Scope``)."""
+        return None if self.role == Role.ADMIN else Scope(self.key_id, self.tenant_id)
+
+    def tenant_filter(self, asked: str | None) -> str | None:
+        """A list's ``?tenant_id=`` for this key. An admin may name any tenant; another key
+        only its own, since to it every other tenant does not exist (404)."""
+        if asked is None or self.role == Role.ADMIN or asked == self.tenant_id:
+            return asked
+        raise TenantNotFound(asked)
 
 
 async def store_of(request: Request) -> Store:
@@ -49,7 +63,7 @@ async def _authenticate(request: Request, cached: bool) -> Caller:
         found = await store.authenticate(token)
     if found is None:
         raise ApiError(401, "unauthorized", DELETED_KEY)
-    return Caller(found["id"], found["role"])
+    return Caller(found["id"], found["role"], found["tenant_id"])
 
 
 async def caller(request: Request) -> Caller:

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..error_body import error_body
 from ..outage import DATABASE_ERRORS, describe, is_database_away
 from ..sealing import SealingError
-from ..store import Conflict, NotFound
+from ..store import Conflict, Invalid, NotFound, TenantNotFound
 from .limits import NOT_UTF8, TOO_DEEP
 from .messages import explain
 from .schemas import ErrorOut
@@ -46,7 +46,8 @@ ERROR_DESCRIPTIONS = {
          "invalid_cursor, unknown_parameter (a query parameter the endpoint does not take)",
     401: "unauthorized: no, unknown or deleted API key",
     403: "forbidden: the key's role may not do this",
-    404: "not_found: no such resource, or another owner's",
+    404: "not_found: no such resource, or another owner's; tenant_not_found: no such tenant, "
+         "or not this key's",
     409: "conflict",
     413: "payload_too_large: the body is larger than DISPATCHER_MAX_PAYLOAD_BYTES",
     415: "unsupported_media_type: the body is not application/json",
@@ -64,6 +65,10 @@ ERROR_EXAMPLES = {
     "unauthorized": "send 'Authorization: Bearer <api key>'",
     "forbidden": "a subscriber key may not do this",
     "not_found": "no such resource: sub_01jjrbz0v2f5kq8c6n3p4r7t8b",
+    "tenant_not_found": "no such tenant: acme-corp",
+    "invalid_tenant_id": "a tenant id is 1 to 64 letters, digits, '_', '.', ':' or '-', "
+                         "starting with a letter or digit",
+    "tenant_mismatch": "sub_01jjrbz0v2f5kq8c6n3p4r7t8b does not belong to the event's tenant",
     "conflict": "the resource is in a state that does not allow this",
     "too_many_subscriptions": "this key already owns 1000 subscriptions, the most allowed "
                               "(DISPATCHER_MAX_SUBSCRIPTIONS_PER_OWNER)",
@@ -159,9 +164,19 @@ def _not_found(_: Request, exc: Exception) -> JSONResponse:
     return error_response(404, "not_found", f"no such resource: {exc}")
 
 
+def _tenant_not_found(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TenantNotFound)
+    return error_response(404, "tenant_not_found", f"no such tenant: {exc.tenant_id}")
+
+
 def _conflict(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Conflict)
     return error_response(409, exc.code, exc.message)
+
+
+def _invalid(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Invalid)
+    return error_response(422, exc.code, exc.message)
 
 
 def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -205,7 +220,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(TenantNotFound, _tenant_not_found)
     app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(Invalid, _invalid)
     app.add_exception_handler(SealingError, _sealing_error)
     for kind in DATABASE_ERRORS:
         app.add_exception_handler(kind, _database_error)

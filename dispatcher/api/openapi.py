@@ -32,6 +32,8 @@ TAGS = [
     {"name": "events", "description": "Publish events and see where they went."},
     {"name": "subscriptions", "description": "Where events go: URLs, event types, secrets."},
     {"name": "deliveries", "description": "One event to one subscription, and its attempts."},
+    {"name": "tenants", "description": "Your customers: each one's subscriptions receive only "
+                                       "the events published for it."},
     {"name": "api keys", "description": "Who may call the API, and with which role."},
     {"name": "operations", "description": "Health, readiness and metrics; no API key."},
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 
@@ -32,20 +32,39 @@ def path_id(prefix: str) -> Any:
     return Path(pattern=id_pattern(prefix), description=f"a {prefix}_… id")
 
 
-def page_params(prefix: str) -> Callable[..., Awaitable[PageParams]]:
+def page_params(prefix: str | None) -> Callable[..., Awaitable[PageParams]]:
+    """The paging parameters of a list of ``prefix`` ids (``None``: tenant ids, yours)."""
+    pattern = id_pattern(prefix) if prefix is not None else ids.TENANT_ID_PATTERN.pattern
+
+    def valid(cursor: str) -> bool:
+        return ids.is_id(cursor, prefix) if prefix is not None else ids.is_tenant_id(cursor)
+
     async def params(  # async: FastAPI would run a plain def in a thread
         limit: int = Query(50, ge=1, le=500, description="page size, 1 to 500"),
         cursor: str | None = Query(
             None, description="next_cursor of the previous page",
-            json_schema_extra={"pattern": id_pattern(prefix)},
+            json_schema_extra={"pattern": pattern},
         ),
         order: Literal["asc", "desc"] = Query("desc", description="desc: newest first"),
     ) -> PageParams:
-        if cursor is not None and not ids.is_id(cursor, prefix):
+        if cursor is not None and not valid(cursor):
             raise ApiError(400, "invalid_cursor", "cursor is not one this list gave out")
         return PageParams(limit, cursor, order)
 
     return params
+
+
+# ``?tenant_id=`` of the lists: only what was published for, or goes to, one tenant.
+TenantQuery = Annotated[str | None, Query(
+    max_length=200, description="only this tenant's", examples=["acme-corp"],
+    json_schema_extra={"pattern": ids.TENANT_ID_PATTERN.pattern})]
+
+
+def query_tenant(value: str | None) -> str | None:
+    """``?tenant_id=``, checked (400 in plain words when it cannot be a tenant id)."""
+    if value is not None and not ids.is_tenant_id(value):
+        raise ApiError(400, "invalid_parameter", f"tenant_id: must be {ids.TENANT_ID_RULE}")
+    return value
 
 
 def query_time(value: datetime | None, name: str) -> datetime | None:

@@ -2,6 +2,7 @@
 
 - ``rows``: the errors, typed rows and shared pure helpers (event bodies, time windows);
 - ``base``: what the roles share (the database, the secret box, the live-key cache, paging);
+- ``tenants``: the publisher's customers (put, read, list, delete with what is theirs);
 - ``keys``: API keys; ``subscriptions``: subscriptions and their signing secrets;
 - ``events``: ingest (group commit, or one transaction with an idempotency key), the one
   ``fan_out`` of an event to deliveries, reads, event replay; ``batching`` the group commit
@@ -26,17 +27,21 @@ from .events import DELIVERY_COLUMNS, EVENT_COLUMNS, Events, _delivery_row, fan_
 from .keys import Keys
 from .queue import Queue, WorkQueue
 from .rows import (
+    OPEN_STATUSES,
     AttemptRecord,
     Conflict,
     DeliveryFilter,
     EventRow,
     IdempotencyKeyReused,
+    Invalid,
     Job,
     KeyDeleted,
     KeyRow,
     NotFound,
     Page,
     QueueStats,
+    Scope,
+    TenantNotFound,
     canonical_json,
     encode_payload,
     hash_key,
@@ -44,18 +49,20 @@ from .rows import (
     valid_keys,
 )
 from .stats import Stats
-from .subscriptions import OPEN_STATUSES, Subscriptions
+from .subscriptions import Subscriptions
+from .tenants import Tenants
 
 
-class Store(Keys, Subscriptions, Events, Deliveries, Queue, Stats):
+class Store(Tenants, Keys, Subscriptions, Events, Deliveries, Queue, Stats):
     """The whole store: every role's methods on one object."""
 
 
 __all__ = [
     "DELIVERY_COLUMNS", "EVENT_COLUMNS", "OPEN_STATUSES", "AttemptRecord", "Conflict",
     "Deliveries", "DeliveryFilter", "DriverInsert", "EventRow", "Events", "GroupCommit",
-    "IdempotencyKeyReused", "Job", "KeyDeleted", "KeyRow", "Keys", "NotFound", "Page", "Queue",
-    "QueueStats", "Stats", "Store", "StoreBase", "Subscriptions", "WorkQueue", "_delivery_row",
+    "IdempotencyKeyReused", "Invalid", "Job", "KeyDeleted", "KeyRow", "Keys", "NotFound", "Page",
+    "Queue", "QueueStats", "Scope", "Stats", "Store", "StoreBase", "Subscriptions",
+    "TenantNotFound", "Tenants", "WorkQueue", "_delivery_row",
     "canonical_json", "encode_payload", "fan_out", "hash_key", "same_request",
     "valid_keys",
 ]

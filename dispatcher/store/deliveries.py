@@ -14,7 +14,16 @@ from ..clock import utcnow
 from ..models import attempt_table, delivery_table, event_table, subscription_table
 from ..vocabulary import DeliveryStatus, Trigger
 from .base import StoreBase
-from .rows import Conflict, DeliveryFilter, NotFound, Page, created_between, row_dict, slack
+from .rows import (
+    Conflict,
+    DeliveryFilter,
+    NotFound,
+    Page,
+    Scope,
+    created_between,
+    row_dict,
+    slack,
+)
 
 
 def _prunable(older_than: datetime, include_failed: bool) -> list[sa.ColumnElement[bool]]:
@@ -35,26 +44,26 @@ def _old_events(older_than: datetime) -> list[sa.ColumnElement[bool]]:
 
 
 class Deliveries(StoreBase):
-    def _delivery_query(self, owner: str | None) -> sa.Select[Any]:
+    def _delivery_query(self, scope: Scope | None) -> sa.Select[Any]:
         d, s = delivery_table, subscription_table
         stmt = sa.select(
-            d.c.id, d.c.event_id, d.c.event_type, d.c.subscription_id, d.c.status,
-            d.c.attempts, d.c.next_attempt_at, d.c.last_status_code, d.c.last_error,
-            d.c.created_at, d.c.updated_at, d.c.lease_until,
+            d.c.id, d.c.event_id, d.c.event_type, d.c.subscription_id, d.c.tenant_id,
+            d.c.status, d.c.attempts, d.c.next_attempt_at, d.c.last_status_code,
+            d.c.last_error, d.c.created_at, d.c.updated_at, d.c.lease_until,
         )
-        if owner is not None:
-            owned = sa.select(s.c.id).where(s.c.owner == owner)
-            stmt = stmt.where(d.c.subscription_id.in_(owned))
+        if scope is not None:
+            stmt = stmt.where(scope.deliveries(d, s))
         return stmt
 
     async def list_deliveries(
-        self, owner: str | None, *, status: str | None = None, subscription_id: str | None = None,
-        event_type: str | None = None, event_id: str | None = None,
+        self, scope: Scope | None, *, status: str | None = None,
+        subscription_id: str | None = None, event_type: str | None = None,
+        event_id: str | None = None, tenant_id: str | None = None,
         since: datetime | None = None, until: datetime | None = None,
         cursor: str | None = None, limit: int = 50, order: str = "desc",
     ) -> Page:
         d = delivery_table
-        stmt = self._delivery_query(owner)
+        stmt = self._delivery_query(scope)
         if status is not None:
             stmt = stmt.where(d.c.status == status)
         if subscription_id is not None:
@@ -63,11 +72,13 @@ class Deliveries(StoreBase):
             stmt = stmt.where(d.c.event_type == event_type)
         if event_id is not None:
             stmt = stmt.where(d.c.event_id == event_id)
+        if tenant_id is not None:
+            stmt = stmt.where(d.c.tenant_id == tenant_id)
         stmt = stmt.where(*created_between(d, "dlv", since, until))
         return await self._page(stmt, d.c.id, cursor, limit, order)
 
-    async def get_delivery(self, delivery_id: str, owner: str | None) -> dict[str, Any]:
-        stmt = self._delivery_query(owner).where(delivery_table.c.id == delivery_id)
+    async def get_delivery(self, delivery_id: str, scope: Scope | None) -> dict[str, Any]:
+        stmt = self._delivery_query(scope).where(delivery_table.c.id == delivery_id)
         async with self.engine.connect() as conn:
             row = (await conn.execute(stmt)).first()
         if row is None:
@@ -75,14 +86,14 @@ class Deliveries(StoreBase):
         return row_dict(row)
 
     async def list_attempts(
-        self, delivery_id: str, owner: str | None, cursor: str | None, limit: int, order: str
+        self, delivery_id: str, scope: Scope | None, cursor: str | None, limit: int, order: str
     ) -> Page:
-        await self.get_delivery(delivery_id, owner)
+        await self.get_delivery(delivery_id, scope)
         a = attempt_table
         stmt = sa.select(a).where(a.c.delivery_id == delivery_id)
         return await self._page(stmt, a.c.id, cursor, limit, order)
 
-    async def retry_now(self, delivery_id: str, owner: str | None) -> dict[str, Any]:
+    async def retry_now(self, delivery_id: str, scope: Scope | None) -> dict[str, Any]:
         """Schedule one manual attempt now, whatever the delivery's status.
 
         It is outside the schedule: unless it succeeds, the delivery goes back to its status
@@ -93,7 +104,7 @@ class Deliveries(StoreBase):
         d, s = delivery_table, subscription_table
         now = utcnow()
         async with self.writer.begin() as conn:
-            stmt = self._delivery_query(owner).where(d.c.id == delivery_id)
+            stmt = self._delivery_query(scope).where(d.c.id == delivery_id)
             row = (await conn.execute(stmt)).first()
             if row is None:
                 raise NotFound(delivery_id)
@@ -139,6 +150,8 @@ class Deliveries(StoreBase):
             stmt = stmt.where(d.c.subscription_id == f.subscription_id)
         if f.event_type is not None:
             stmt = stmt.where(d.c.event_type == f.event_type)
+        if f.tenant_id is not None:
+            stmt = stmt.where(d.c.tenant_id == f.tenant_id)
         return stmt.where(*created_between(d, "dlv", f.since, f.until))
 
     async def count_replayable(self, f: DeliveryFilter) -> int:

@@ -2,13 +2,15 @@
 deliveries, reads, and event replay.
 
 ``fan_out`` is the one place new deliveries are made: both ingest paths and event replay
-call it, on the subscriptions ``matching`` chose (or those a replay names).
+call it, on the subscriptions ``matching`` chose (or those a replay names) among the event's
+audience: its tenant's subscriptions, those of no tenant, or every one for a broadcast
+(``audience_query`` reads only those, so one tenant's event never reads another's rows).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +29,7 @@ from .batching import DriverInsert, GroupCommit
 from .rows import (
     EventRow,
     IdempotencyKeyReused,
+    Invalid,
     KeyDeleted,
     NotFound,
     Page,
@@ -36,15 +39,51 @@ from .rows import (
     same_request,
 )
 
-EVENT_COLUMNS = ("id", "type", "payload", "publisher", "idempotency_key", "created_at")
-DELIVERY_COLUMNS = ("id", "event_id", "event_type", "subscription_id", "status", "attempts",
-                    "retry_base", "next_trigger", "next_attempt_at", "created_at", "updated_at")
+EVENT_COLUMNS = ("id", "type", "payload", "publisher", "idempotency_key", "tenant_id",
+                 "broadcast", "created_at")
+DELIVERY_COLUMNS = ("id", "event_id", "event_type", "subscription_id", "tenant_id", "status",
+                    "attempts", "retry_base", "next_trigger", "next_attempt_at", "created_at",
+                    "updated_at")
+# What an event of no tenant is keyed by in fan-out's dicts (broadcasts by this marker).
+EVERYONE = object()
 
 
 def live_subscriptions() -> sa.Select[Any]:
     """What fan-out needs of every subscription that is not deleted."""
     s = subscription_table
-    return sa.select(s.c.id, s.c.event_types, s.c.enabled).where(s.c.deleted_at.is_(None))
+    return sa.select(s.c.id, s.c.event_types, s.c.enabled, s.c.tenant_id).where(
+        s.c.deleted_at.is_(None))
+
+
+def audience_query(events: Iterable[EventRow | Any]) -> sa.Select[Any]:
+    """One read of the live subscriptions that any of ``events`` (rows with ``tenant_id`` and
+    ``broadcast``) may fan out to: the tenants named (an index range each), those of no
+    tenant if an event has none, and all of them only for a broadcast."""
+    s = subscription_table
+    tenants: set[str | None] = set()
+    for event in events:
+        if event["broadcast"]:
+            return live_subscriptions()
+        tenants.add(event["tenant_id"])
+    named = sorted(t for t in tenants if t is not None)
+    wanted = [s.c.tenant_id.in_(named)] if named else []
+    if None in tenants:
+        wanted.append(s.c.tenant_id.is_(None))
+    return live_subscriptions().where(sa.or_(*wanted))
+
+
+def by_audience(subs: Sequence[Any]) -> dict[object, list[Any]]:
+    """``audience_query``'s rows by the audience they belong to: a tenant id, None (no
+    tenant), and ``EVERYONE`` (all of them, what a broadcast reaches)."""
+    grouped: dict[object, list[Any]] = {EVERYONE: list(subs)}
+    for sub in subs:
+        grouped.setdefault(sub.tenant_id, []).append(sub)
+    return grouped
+
+
+def audience_of(event: EventRow | Any) -> object:
+    """The key of ``by_audience`` that ``event`` fans out to."""
+    return EVERYONE if event["broadcast"] else event["tenant_id"]
 
 
 def matching(subs: Sequence[Any], event_type: str) -> list[Any]:
@@ -54,26 +93,30 @@ def matching(subs: Sequence[Any], event_type: str) -> list[Any]:
 
 def fan_out(event_id: str, event_type: str, subs: Sequence[Any], at: Any,
             trigger: Trigger) -> list[tuple[Any, ...]]:
-    """One new delivery per subscription of ``subs`` (rows with ``id`` and ``enabled``), in
-    the order of ``DELIVERY_COLUMNS``: pending and due at ``at``, or held for a disabled
-    subscription. ``at`` is only stored as times, so it may be a time already bound for the
-    driver (``DriverInsert.bind``)."""
+    """One new delivery per subscription of ``subs`` (rows with ``id``, ``tenant_id`` and
+    ``enabled``), in the order of ``DELIVERY_COLUMNS``: pending and due at ``at``, or held
+    for a disabled subscription; each carries its subscription's tenant. ``at`` is only
+    stored as times, so it may be a time already bound for the driver
+    (``DriverInsert.bind``)."""
     # Plain text, as the driver takes it: no adapter lookup per row.
     pending, held, why = DeliveryStatus.PENDING.value, DeliveryStatus.HELD.value, trigger.value
-    return [(ids.new_id("dlv"), event_id, event_type, sub.id, pending if sub.enabled else held,
-             0, 0, why, at if sub.enabled else None, at, at) for sub in subs]
+    return [(ids.new_id("dlv"), event_id, event_type, sub.id, sub.tenant_id,
+             pending if sub.enabled else held, 0, 0, why, at if sub.enabled else None, at, at)
+            for sub in subs]
 
 
 @dataclass(frozen=True, slots=True)
 class _Sub:
     id: str
     enabled: bool
+    tenant_id: str | None = None
 
 
 def _delivery_row(event_id: str, event_type: str, sub_id: str, enabled: bool, now: datetime,
-                  trigger: str) -> dict[str, Any]:
+                  trigger: str, tenant_id: str | None = None) -> dict[str, Any]:
     """One new delivery as a row (for ``benchmarks/bulk.py``, which fills tables directly)."""
-    values = fan_out(event_id, event_type, [_Sub(sub_id, enabled)], now, Trigger(trigger))[0]
+    values = fan_out(event_id, event_type, [_Sub(sub_id, enabled, tenant_id)], now,
+                     Trigger(trigger))[0]
     return dict(zip(DELIVERY_COLUMNS, values, strict=True))
 
 
@@ -84,6 +127,11 @@ async def _insert_deliveries(db: Database, conn: AsyncConnection,
         await conn.execute(sa.insert(delivery_table),
                            [dict(zip(DELIVERY_COLUMNS, v, strict=True)) for v in values])
         await db.announce(conn)
+
+
+_e = event_table
+# An event as lists and reads show it.
+EVENT_SHOWN = (_e.c.id, _e.c.type, _e.c.created_at, _e.c.payload, _e.c.tenant_id, _e.c.broadcast)
 
 
 @dataclass(slots=True)
@@ -103,13 +151,17 @@ class Events(StoreBase):
 
     async def accept_event(
         self, publisher: str, event_type: str, data: Any, idempotency_key: str | None,
-        idempotency_ttl: float, *, check_key: bool = False,
+        idempotency_ttl: float, *, check_key: bool = False, tenant_id: str | None = None,
+        broadcast: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Store the event and one delivery per matching subscription, in one transaction.
 
+        The subscriptions are those of ``tenant_id``, or with none those of no tenant, or
+        with ``broadcast`` every one (the caller never gives both).
+
         Returns the event (with ``deliveries``, the fan-out count) and whether it is new;
         an ``idempotency_key`` seen from this publisher within the TTL returns the first, or
-        raises ``IdempotencyKeyReused`` when the first had another type or data.
+        raises ``IdempotencyKeyReused`` when the first had another type, data or audience.
         With ``check_key`` the API key ``publisher`` must still be live when the event is
         stored (checked in its transaction; just before it for an idempotency key), else
         ``KeyDeleted`` and nothing is stored: for callers that authenticated from memory.
@@ -119,7 +171,8 @@ class Events(StoreBase):
         """
         now = utcnow()
         event = EventRow(id=ids.new_id("evt"), type=event_type, publisher=publisher,
-                         idempotency_key=idempotency_key, created_at=now,
+                         idempotency_key=idempotency_key, tenant_id=tenant_id,
+                         broadcast=broadcast, created_at=now,
                          payload=encode_payload(event_type, now, data))
         if idempotency_key is None:
             fanned_out = await self._ingest.submit(_NewEvent(event, check_key))
@@ -127,7 +180,7 @@ class Events(StoreBase):
         if check_key and not await self._key_is_live(publisher):
             raise KeyDeleted(publisher)
         e = event_table
-        asked = (event_type, data)
+        asked = (event_type, data, tenant_id, broadcast)
         earlier = await self._idempotent_event(
             publisher, idempotency_key, now, idempotency_ttl, asked)
         if earlier is not None:
@@ -143,7 +196,7 @@ class Events(StoreBase):
                     .values(idempotency_key=None)
                 )
                 await conn.execute(sa.insert(e), event)
-                subs = (await conn.execute(live_subscriptions())).all()
+                subs = (await conn.execute(audience_query([event]))).all()
                 rows = fan_out(event["id"], event_type, matching(subs, event_type), now,
                                Trigger.SCHEDULED)
                 await _insert_deliveries(self.db, conn, rows)
@@ -181,19 +234,21 @@ class Events(StoreBase):
             live = set(conn.execute(
                 sa.select(k.c.id).where(k.c.id.in_(checked), k.c.deleted_at.is_(None))
             ).scalars())
-        subs = conn.execute(live_subscriptions()).all()
+        audiences = by_audience(conn.execute(audience_query(i.row for i in items)).all())
         results: list[int | Exception] = []
         events: list[tuple[Any, ...]] = []
         deliveries: list[tuple[Any, ...]] = []
-        by_type: dict[str, list[Any]] = {}
+        chosen_for: dict[tuple[object, str], list[Any]] = {}
         for item in items:
             event = item.row
             if item.check_key and event["publisher"] not in live:
                 results.append(KeyDeleted(event["publisher"]))
                 continue
-            chosen = by_type.get(event["type"])
+            audience = audience_of(event)
+            chosen = chosen_for.get((audience, event["type"]))
             if chosen is None:
-                chosen = by_type[event["type"]] = matching(subs, event["type"])
+                chosen = chosen_for[audience, event["type"]] = matching(
+                    audiences.get(audience, ()), event["type"])
             events.append(event_insert.params(
                 {c: event_insert.bind(c, v) for c, v in event.items()}))
             # One bound time for all of the event's rows.
@@ -216,15 +271,18 @@ class Events(StoreBase):
         return made
 
     async def _idempotent_event(
-        self, publisher: str, key: str, now: datetime, ttl: float, asked: tuple[str, Any],
+        self, publisher: str, key: str, now: datetime, ttl: float,
+        asked: tuple[str, Any, str | None, bool],
     ) -> dict[str, Any] | None:
         """The live event stored under ``key``, if any; ``IdempotencyKeyReused`` if it was
-        asked for with another (type, data) than ``asked``."""
+        asked for with another (type, data, tenant_id, broadcast) than ``asked``."""
         e, d = event_table, delivery_table
+        event_type, data, tenant_id, broadcast = asked
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    sa.select(e.c.id, e.c.type, e.c.created_at, e.c.payload).where(
+                    sa.select(e.c.id, e.c.type, e.c.created_at, e.c.payload, e.c.tenant_id,
+                              e.c.broadcast).where(
                         e.c.publisher == publisher,
                         e.c.idempotency_key == key,
                         e.c.created_at > now - timedelta(seconds=ttl),
@@ -234,22 +292,27 @@ class Events(StoreBase):
             if row is None:
                 return None
             # Compared with the stored body: no hash column, and rows from before work alike.
-            if not same_request(row.payload, *asked):
+            if (not same_request(row.payload, event_type, data)
+                    or (row.tenant_id, bool(row.broadcast)) != (tenant_id, broadcast)):
                 raise IdempotencyKeyReused(key)
             count = await conn.scalar(
                 sa.select(sa.func.count()).select_from(d).where(d.c.event_id == row.id)
             )
         return {"id": row.id, "type": row.type, "created_at": row.created_at,
+                "tenant_id": row.tenant_id, "broadcast": bool(row.broadcast),
                 "deliveries": count}
 
     async def list_events(
         self, publisher: str | None, event_type: str | None, after: datetime | None,
         before: datetime | None, cursor: str | None, limit: int, order: str,
+        *, tenant_id: str | None = None,
     ) -> Page:
         e = event_table
-        stmt = sa.select(e.c.id, e.c.type, e.c.created_at, e.c.payload)
+        stmt = sa.select(*EVENT_SHOWN)
         if publisher is not None:
             stmt = stmt.where(e.c.publisher == publisher)
+        if tenant_id is not None:
+            stmt = stmt.where(e.c.tenant_id == tenant_id)
         if event_type is not None:
             stmt = stmt.where(e.c.type == event_type)
         stmt = stmt.where(*created_between(e, "evt", after, before, since_inclusive=False))
@@ -257,9 +320,7 @@ class Events(StoreBase):
 
     async def get_event(self, event_id: str, publisher: str | None) -> dict[str, Any]:
         e = event_table
-        stmt = sa.select(e.c.id, e.c.type, e.c.created_at, e.c.payload, e.c.publisher).where(
-            e.c.id == event_id
-        )
+        stmt = sa.select(*EVENT_SHOWN, e.c.publisher).where(e.c.id == event_id)
         if publisher is not None:
             stmt = stmt.where(e.c.publisher == publisher)
         async with self.engine.connect() as conn:
@@ -270,24 +331,32 @@ class Events(StoreBase):
 
     async def replay_event(self, event_id: str, subscription_ids: Sequence[str] | None) -> int:
         """New deliveries of an event: to the given subscriptions, or to every one that
-        matches it now; their attempts carry trigger ``replay``."""
+        matches it now, of the event's audience; their attempts carry trigger ``replay``.
+        A named subscription outside the audience (another tenant's) is refused: an event
+        published for one tenant never reaches another's endpoints."""
         e, s = event_table, subscription_table
         now = utcnow()
         async with self.writer.begin() as conn:
             # Locked, so that a concurrent prune cannot remove it under the new deliveries.
             event = (await conn.execute(
-                sa.select(e.c.id, e.c.type).where(e.c.id == event_id).with_for_update())).first()
+                sa.select(e.c.id, e.c.type, e.c.tenant_id, e.c.broadcast)
+                .where(e.c.id == event_id).with_for_update())).first()
             if event is None:
                 raise NotFound(event_id)
-            stmt = live_subscriptions()
             if subscription_ids is not None:
-                stmt = stmt.where(s.c.id.in_(subscription_ids))
-            subs = (await conn.execute(stmt)).all()
-            if subscription_ids is not None:
+                stmt = live_subscriptions().where(s.c.id.in_(subscription_ids))
+                subs = (await conn.execute(stmt)).all()
                 missing = set(subscription_ids) - {sub.id for sub in subs}
                 if missing:
                     raise NotFound(sorted(missing)[0])
+                outside = sorted(sub.id for sub in subs
+                                 if not event.broadcast and sub.tenant_id != event.tenant_id)
+                if outside:
+                    raise Invalid("tenant_mismatch", f"{outside[0]} does not belong to the "
+                                  "event's tenant; an event goes only to its own tenant's "
+                                  "subscriptions")
             else:
+                subs = (await conn.execute(audience_query([event._mapping]))).all()
                 subs = matching(subs, event.type)
             rows = fan_out(event.id, event.type, subs, now, Trigger.REPLAY)
             await _insert_deliveries(self.db, conn, rows)

@@ -15,20 +15,27 @@ from ..models import api_key_table
 from ..vocabulary import Role
 from .base import StoreBase
 from .rows import KeyRow, NotFound, Page, hash_key
+from .tenants import lock_tenant
 
 
 class Keys(StoreBase):
-    async def create_key(self, role: str, name: str, plain: str | None = None) -> dict[str, Any]:
+    async def create_key(self, role: str, name: str, plain: str | None = None,
+                         tenant_id: str | None = None) -> dict[str, Any]:
+        """A new key; with ``tenant_id`` (subscribers only, the caller checks) scoped to that
+        tenant, which must exist (``TenantNotFound``)."""
         plain = plain or "dk_" + secrets.token_urlsafe(32)
         row = {
             "id": ids.new_id("key"),
             "role": role,
             "name": name,
             "key_hash": hash_key(plain),
+            "tenant_id": tenant_id,
             "created_at": utcnow(),
             "deleted_at": None,
         }
         async with self.writer.begin() as conn:
+            if tenant_id is not None:
+                await lock_tenant(conn, tenant_id)
             await conn.execute(sa.insert(api_key_table), row)
         return row | {"key": plain}
 
@@ -53,7 +60,8 @@ class Keys(StoreBase):
         return None if token is not None else str(made["key"])
 
     async def authenticate(self, plain: str, *, cached: bool = False) -> KeyRow | None:
-        """The row (``id``, ``role``, ``name``, ``key_hash``) of the live key ``plain``, or None.
+        """The row (``id``, ``role``, ``name``, ``key_hash``, ``tenant_id``) of the live key
+        ``plain``, or None.
 
         ``cached``: a key this process has seen live before is taken from memory, without a
         query; it may have been deleted since (by another process), so only a caller whose
@@ -67,22 +75,26 @@ class Keys(StoreBase):
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    sa.select(k.c.id, k.c.role, k.c.name, k.c.key_hash).where(
+                    sa.select(k.c.id, k.c.role, k.c.name, k.c.key_hash, k.c.tenant_id).where(
                         k.c.key_hash == digest, k.c.deleted_at.is_(None)
                     )
                 )
             ).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
-        found = KeyRow(id=row.id, role=Role(row.role), name=row.name, key_hash=row.key_hash)
+        found = KeyRow(id=row.id, role=Role(row.role), name=row.name, key_hash=row.key_hash,
+                       tenant_id=row.tenant_id)
         self._remember_key(digest, found.copy())
         return found
 
-    async def list_keys(self, cursor: str | None, limit: int, order: str) -> Page:
+    async def list_keys(self, cursor: str | None, limit: int, order: str,
+                        *, tenant_id: str | None = None) -> Page:
         k = api_key_table
-        stmt = sa.select(k.c.id, k.c.role, k.c.name, k.c.created_at).where(
+        stmt = sa.select(k.c.id, k.c.role, k.c.name, k.c.tenant_id, k.c.created_at).where(
             k.c.deleted_at.is_(None)
         )
+        if tenant_id is not None:
+            stmt = stmt.where(k.c.tenant_id == tenant_id)
         return await self._page(stmt, k.c.id, cursor, limit, order)
 
     async def delete_key(self, key_id: str) -> None:

@@ -17,6 +17,8 @@ from ..clock import rfc3339
 from ..signing import secret_key
 from ..vocabulary import AttemptOutcome, DeliveryStatus, Role
 
+# A delivery still to be sent (or to be sent once its subscription is enabled again).
+OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
 # An id and its row's created_at come from two clock reads; id bounds allow for that.
 ID_CLOCK_SLACK = timedelta(seconds=5)
 
@@ -34,12 +36,29 @@ class Conflict(Exception):
         self.message = message
 
 
+class Invalid(Exception):
+    """The request asks for what can never be (a 422): nothing was stored."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class KeyDeleted(Exception):
     """The API key the request came with was deleted: nothing was stored."""
 
 
 class IdempotencyKeyReused(Exception):
     """The Idempotency-Key was sent before with a different body: nothing was stored."""
+
+
+class TenantNotFound(Exception):
+    """The tenant named does not exist (or is not the caller's to name): nothing was stored."""
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(tenant_id)
+        self.tenant_id = tenant_id
 
 
 class KeyRow(TypedDict):
@@ -49,6 +68,32 @@ class KeyRow(TypedDict):
     role: Role
     name: str
     key_hash: str
+    tenant_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a key below admin may see (an admin's calls pass ``None``: everything).
+
+    A key scoped to a tenant sees every subscription of that tenant, whoever made it, and
+    their deliveries; an unscoped subscriber key sees the subscriptions it made itself.
+    """
+
+    key_id: str
+    tenant_id: str | None = None
+
+    def subscriptions(self, s: sa.Table) -> sa.ColumnElement[bool]:
+        """The subscriptions (``s``: the subscription table) in this scope."""
+        if self.tenant_id is not None:
+            return s.c.tenant_id == self.tenant_id
+        return s.c.owner == self.key_id
+
+    def deliveries(self, d: sa.Table, s: sa.Table) -> sa.ColumnElement[bool]:
+        """The deliveries (``d``) of this scope's subscriptions (``s``): for a tenant a range
+        of the delivery table's own ``(tenant_id, id)`` index, as they carry it."""
+        if self.tenant_id is not None:
+            return d.c.tenant_id == self.tenant_id
+        return d.c.subscription_id.in_(sa.select(s.c.id).where(s.c.owner == self.key_id))
 
 
 class EventRow(TypedDict):
@@ -58,6 +103,8 @@ class EventRow(TypedDict):
     type: str
     publisher: str
     idempotency_key: str | None
+    tenant_id: str | None
+    broadcast: bool
     created_at: datetime
     payload: bytes
 
@@ -69,6 +116,7 @@ class DeliveryFilter:
     status: str = DeliveryStatus.FAILED
     subscription_id: str | None = None
     event_type: str | None = None
+    tenant_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 

@@ -15,19 +15,23 @@ from ..signing import generate_secret
 from ..vocabulary import DeliveryStatus, DisabledReason
 from .base import StoreBase
 from .health import hold_pending
-from .rows import Conflict, NotFound, Page, row_dict
-
-OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
+from .rows import OPEN_STATUSES, Conflict, Invalid, NotFound, Page, Scope, row_dict
+from .tenants import lock_tenant
 
 
 class Subscriptions(StoreBase):
     async def create_subscription(
         self, owner: str, fields: dict[str, Any], max_per_owner: int | None = None
     ) -> dict[str, Any]:
+        """A new subscription made by the key ``owner``; with ``fields["tenant_id"]``, the
+        tenant's (``TenantNotFound`` unless it exists). ``max_per_owner`` bounds the live
+        subscriptions of the tenant, or else of the key."""
         now = utcnow()
+        tenant_id = fields.get("tenant_id")
         row = {
             "id": ids.new_id("sub"),
             "owner": owner,
+            "tenant_id": tenant_id,
             "url": fields["url"],
             "event_types": fields.get("event_types") or ["*"],
             "headers": fields.get("headers") or {},
@@ -44,52 +48,63 @@ class Subscriptions(StoreBase):
         }
         s = subscription_table
         async with self.writer.begin() as conn:
+            if tenant_id is not None:
+                await lock_tenant(conn, tenant_id)
             if max_per_owner is not None:
+                mine = (s.c.tenant_id == tenant_id if tenant_id is not None
+                        else sa.and_(s.c.owner == owner, s.c.tenant_id.is_(None)))
                 owned = await conn.scalar(
                     sa.select(sa.func.count()).select_from(s)
-                    .where(s.c.owner == owner, s.c.deleted_at.is_(None)))
+                    .where(mine, s.c.deleted_at.is_(None)))
                 if (owned or 0) >= max_per_owner:
+                    whose = "this tenant already has" if tenant_id else "this key already owns"
                     raise Conflict("too_many_subscriptions",
-                                   f"this key already owns {owned} subscriptions, the most "
+                                   f"{whose} {owned} subscriptions, the most "
                                    "allowed (DISPATCHER_MAX_SUBSCRIPTIONS_PER_OWNER)")
             await conn.execute(sa.insert(s), row)
         return self._opened(row)
 
-    def _subscription_query(self, owner: str | None) -> sa.Select[Any]:
+    def _subscription_query(self, scope: Scope | None) -> sa.Select[Any]:
         s = subscription_table
         stmt = sa.select(s).where(s.c.deleted_at.is_(None))
-        if owner is not None:
-            stmt = stmt.where(s.c.owner == owner)
+        if scope is not None:
+            stmt = stmt.where(scope.subscriptions(s))
         return stmt
 
     async def list_subscriptions(
-        self, owner: str | None, cursor: str | None, limit: int, order: str
+        self, scope: Scope | None, cursor: str | None, limit: int, order: str,
+        *, tenant_id: str | None = None,
     ) -> Page:
-        stmt = self._subscription_query(owner)
+        stmt = self._subscription_query(scope)
+        if tenant_id is not None:
+            stmt = stmt.where(subscription_table.c.tenant_id == tenant_id)
         page = await self._page(stmt, subscription_table.c.id, cursor, limit, order)
         page.rows = [self._opened(r) for r in page.rows]
         return page
 
-    async def get_subscription(self, sub_id: str, owner: str | None) -> dict[str, Any]:
+    async def get_subscription(self, sub_id: str, scope: Scope | None) -> dict[str, Any]:
         s = subscription_table
         async with self.engine.connect() as conn:
-            stmt = self._subscription_query(owner).where(s.c.id == sub_id)
+            stmt = self._subscription_query(scope).where(s.c.id == sub_id)
             row = (await conn.execute(stmt)).first()
         if row is None:
             raise NotFound(sub_id)
         return self._opened(row_dict(row))
 
     async def update_subscription(
-        self, sub_id: str, owner: str | None, changes: dict[str, Any]
+        self, sub_id: str, scope: Scope | None, changes: dict[str, Any]
     ) -> dict[str, Any]:
         s, d = subscription_table, delivery_table
         now = utcnow()
         async with self.writer.begin() as conn:
-            stmt = self._subscription_query(owner).where(s.c.id == sub_id)
+            stmt = self._subscription_query(scope).where(s.c.id == sub_id)
             current = (await conn.execute(stmt)).first()
             if current is None:
                 raise NotFound(sub_id)
             values = dict(changes)
+            if "tenant_id" in values and values.pop("tenant_id") != current.tenant_id:
+                raise Invalid("tenant_immutable", "tenant_id: a subscription's tenant cannot "
+                              "change; make a new subscription for the other tenant")
             if "secret" in values:
                 values["secrets"] = self._sealed(
                     [{"secret": values.pop("secret"), "expires_at": None}])
@@ -115,13 +130,13 @@ class Subscriptions(StoreBase):
         self.wakeup.notify()
         return self._opened(row_dict(row))
 
-    async def delete_subscription(self, sub_id: str, owner: str | None) -> None:
+    async def delete_subscription(self, sub_id: str, scope: Scope | None) -> None:
         s, d = subscription_table, delivery_table
         now = utcnow()
         async with self.writer.begin() as conn:
             stmt = sa.update(s).where(s.c.id == sub_id, s.c.deleted_at.is_(None))
-            if owner is not None:
-                stmt = stmt.where(s.c.owner == owner)
+            if scope is not None:
+                stmt = stmt.where(scope.subscriptions(s))
             result = await conn.execute(stmt.values(deleted_at=now, enabled=False, updated_at=now))
             if result.rowcount == 0:
                 raise NotFound(sub_id)
@@ -132,13 +147,13 @@ class Subscriptions(StoreBase):
             )
 
     async def rotate_secret(
-        self, sub_id: str, owner: str | None, grace_seconds: float, new_secret: str | None
+        self, sub_id: str, scope: Scope | None, grace_seconds: float, new_secret: str | None
     ) -> dict[str, Any]:
         s = subscription_table
         now = utcnow()
         async with self.writer.begin() as conn:
             current = (
-                await conn.execute(self._subscription_query(owner).where(s.c.id == sub_id))
+                await conn.execute(self._subscription_query(scope).where(s.c.id == sub_id))
             ).first()
             if current is None:
                 raise NotFound(sub_id)

@@ -8,7 +8,15 @@ from fastapi import APIRouter, Depends, Query
 from ...store import DeliveryFilter
 from ..auth import Admin, StoreDep, SubscriberOrAdmin
 from ..errors import BODY_ERRORS, error_responses
-from ..paging import PageParams, listing, page_params, path_id, query_time
+from ..paging import (
+    PageParams,
+    TenantQuery,
+    listing,
+    page_params,
+    path_id,
+    query_tenant,
+    query_time,
+)
 from ..query import StrictQueryRoute
 from ..schemas import (
     EXAMPLE_TYPE,
@@ -26,7 +34,7 @@ router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"], route_class=Str
 DeliveryId = Annotated[str, path_id("dlv")]
 
 
-@router.get("", response_model=Listing[DeliveryOut], responses=error_responses(400),
+@router.get("", response_model=Listing[DeliveryOut], responses=error_responses(400, 404),
             summary="List deliveries",
             description="Deliveries, newest first, filtered. A subscriber sees those of its "
                         "subscriptions; an admin sees all.\n\nRoles: admin, subscriber.")
@@ -44,9 +52,11 @@ async def list_deliveries(
         description="created at or after this time (a time without a zone is UTC)")] = None,
     until: Annotated[datetime | None, Query(
         description="created before this time (a time without a zone is UTC)")] = None,
+    tenant_id: TenantQuery = None,
 ) -> dict[str, Any]:
     found = await store.list_deliveries(
-        who.owner_filter, status=status, subscription_id=subscription_id,
+        who.scope, status=status, subscription_id=subscription_id,
+        tenant_id=who.tenant_filter(query_tenant(tenant_id)),
         event_type=event_type, since=query_time(since, "since"), until=query_time(until, "until"),
         cursor=page.cursor, limit=page.limit, order=page.order,
     )
@@ -75,7 +85,7 @@ async def replay_deliveries(body: ReplayIn, _: Admin, store: StoreDep) -> Replay
 async def get_delivery(
     delivery_id: DeliveryId, who: SubscriberOrAdmin, store: StoreDep,
 ) -> dict[str, Any]:
-    return await store.get_delivery(delivery_id, who.owner_filter)
+    return await store.get_delivery(delivery_id, who.scope)
 
 
 @router.get("/{delivery_id}/attempts", response_model=Listing[AttemptOut],
@@ -88,7 +98,7 @@ async def list_attempts(
     page: Annotated[PageParams, Depends(page_params("att"))],
 ) -> dict[str, Any]:
     found = await store.list_attempts(
-        delivery_id, who.owner_filter, page.cursor, page.limit, page.order
+        delivery_id, who.scope, page.cursor, page.limit, page.order
     )
     return listing(found, lambda r: r)
 
@@ -107,4 +117,4 @@ async def retry_delivery(
     ``succeeded``; a failure of a ``pending`` delivery continues its schedule.
 
     Roles: admin, subscriber."""
-    return await store.retry_now(delivery_id, who.owner_filter)
+    return await store.retry_now(delivery_id, who.scope)

@@ -12,7 +12,15 @@ from ... import event_types, metrics
 from ...store import IdempotencyKeyReused, KeyDeleted
 from ..auth import DELETED_KEY, Admin, IngestPublisher, Publisher, StoreDep
 from ..errors import BODY_ERRORS, ApiError, error_responses
-from ..paging import PageParams, listing, page_params, path_id, query_time
+from ..paging import (
+    PageParams,
+    TenantQuery,
+    listing,
+    page_params,
+    path_id,
+    query_tenant,
+    query_time,
+)
 from ..query import StrictQueryRoute
 from ..schemas import (
     DeliveryOut,
@@ -35,6 +43,8 @@ def _event_out(row: dict[str, Any]) -> dict[str, Any]:
         "type": row["type"],
         "created_at": row["created_at"],
         "data": json.loads(row["payload"])["data"],
+        "tenant_id": row["tenant_id"],
+        "broadcast": bool(row["broadcast"]),
     }
 
 
@@ -47,8 +57,9 @@ def _event_out(row: dict[str, Any]) -> dict[str, Any]:
         200: {"model": EventAccepted, "description": "a repeated Idempotency-Key"},
         **error_responses(
             *BODY_ERRORS, 422, s422="validation_error: a body field is missing, of the wrong "
-            "type, unknown or invalid; or idempotency_key_reused: the Idempotency-Key came "
-            "with another type or data before (nothing is created)"),
+            "type, unknown or invalid (or tenant_id with broadcast); or "
+            "idempotency_key_reused: the Idempotency-Key came with another type, data or "
+            "tenant before (nothing is created)"),
     },
 )
 async def post_event(
@@ -58,8 +69,10 @@ async def post_event(
         description="at most 255 characters; a repeat within 24 h (per key) makes no new "
                     "event and answers 200 with the first one")] = None,
 ) -> Response:
-    """Accept an event for every subscription whose ``event_types`` match its type. The event
-    and its deliveries are committed before this answers 202; delivery starts at once.
+    """Accept an event for every subscription whose ``event_types`` match its type: of the
+    tenant ``tenant_id``, or (left out) of no tenant, or with ``broadcast`` of every tenant
+    and of none. The event and its deliveries are committed before this answers 202;
+    delivery starts at once.
 
     Roles: admin, publisher."""
     # The hot path: the store from request.state, not one more dependency (StoreDep).
@@ -68,6 +81,7 @@ async def post_event(
         event, created = await state.store.accept_event(
             who.key_id, body.type, body.data, idempotency_key or None,
             state.settings.idempotency_ttl_seconds, check_key=True,
+            tenant_id=body.tenant_id, broadcast=body.broadcast,
         )
     except KeyDeleted:
         raise ApiError(401, "unauthorized", DELETED_KEY) from None
@@ -99,12 +113,13 @@ async def list_events(
         description="only events created after this time (exclusive)")] = None,
     before: Annotated[datetime | None, Query(
         description="only events created before this time (exclusive)")] = None,
+    tenant_id: TenantQuery = None,
 ) -> dict[str, Any]:
     if type is not None and not event_types.is_valid_type(type):
         raise ApiError(400, "invalid_parameter", "type is not a valid event type name")
     found = await store.list_events(
         who.owner_filter, type, query_time(after, "after"), query_time(before, "before"),
-        page.cursor, page.limit, page.order,
+        page.cursor, page.limit, page.order, tenant_id=query_tenant(tenant_id),
     )
     return listing(found, _event_out)
 
@@ -143,8 +158,9 @@ async def replay_event(
     body: Annotated[EventReplayIn | None, Body()] = None,
 ) -> EventReplayed:
     """New deliveries of this event: to ``subscription_ids``, or (omitted) to every
-    subscription that matches it now. Unknown or deleted subscriptions answer 404. Its old
-    deliveries keep their history.
+    subscription of its tenant (or of none, or of all for a broadcast) that matches it now.
+    Unknown or deleted subscriptions answer 404, another tenant's 422 ``tenant_mismatch``.
+    Its old deliveries keep their history.
 
     Roles: admin."""
     chosen = body.subscription_ids if body is not None else None

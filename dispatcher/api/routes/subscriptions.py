@@ -7,12 +7,12 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 
 from ...clock import utcnow
 from ...probe import send_test
-from ...store import DeliveryFilter
+from ...store import DeliveryFilter, TenantNotFound
 from ...targets import AddressGuard, InvalidTarget, check_url
-from ...vocabulary import DeliveryStatus
-from ..auth import Admin, StoreDep, SubscriberOrAdmin
+from ...vocabulary import DeliveryStatus, Role
+from ..auth import Admin, Caller, StoreDep, SubscriberOrAdmin
 from ..errors import BODY_ERRORS, ApiError, error_responses
-from ..paging import PageParams, listing, page_params, path_id
+from ..paging import PageParams, TenantQuery, listing, page_params, path_id, query_tenant
 from ..query import StrictQueryRoute
 from ..schemas import (
     Listing,
@@ -35,6 +35,16 @@ TOO_MANY = ("too_many_subscriptions: the key owns DISPATCHER_MAX_SUBSCRIPTIONS_P
             "subscriptions already")
 
 
+def _tenant_for(who: Caller, asked: str | None) -> str | None:
+    """The tenant a new subscription belongs to: an admin names any (or none); a scoped key
+    makes its own tenant's; to an unscoped subscriber every tenant is unknown."""
+    if who.role == Role.ADMIN:
+        return asked
+    if asked is not None and asked != who.tenant_id:
+        raise TenantNotFound(asked)
+    return who.tenant_id
+
+
 def _checked_url(request: Request, url: str) -> str:
     try:
         settings = request.state.settings
@@ -46,29 +56,37 @@ def _checked_url(request: Request, url: str) -> str:
 
 
 @router.post("", status_code=201, response_model=SubscriptionOut,
-             responses=error_responses(*BODY_ERRORS, 409, 422, s409=TOO_MANY, s422=INVALID_URL),
+             responses=error_responses(*BODY_ERRORS, 404, 409, 422, s409=TOO_MANY,
+                                       s404="tenant_not_found: no such tenant",
+                                       s422=INVALID_URL),
              summary="Create a subscription",
              description="Subscribe a URL to event types. Its owner is the key that creates "
-                         "it. The answer holds the signing secret (whsec_…) to verify "
-                         "deliveries with.\n\nRoles: admin, subscriber.")
+                         "it; its tenant is the one named (admin) or the key's own. The answer "
+                         "holds the signing secret (whsec_…) to verify deliveries with.\n\n"
+                         "Roles: admin, subscriber.")
 async def create_subscription(
     body: SubscriptionIn, who: SubscriberOrAdmin, store: StoreDep, request: Request
 ) -> SubscriptionOut:
     fields = body.model_dump()
+    fields["tenant_id"] = _tenant_for(who, body.tenant_id)
     fields["url"] = _checked_url(request, body.url)
     limit = request.state.settings.max_subscriptions_per_owner
     return SubscriptionOut.of(await store.create_subscription(who.key_id, fields, limit))
 
 
-@router.get("", response_model=Listing[SubscriptionOut], responses=error_responses(400),
+@router.get("", response_model=Listing[SubscriptionOut], responses=error_responses(400, 404),
             summary="List subscriptions",
-            description="Subscriptions that are not deleted, newest first. A subscriber sees "
-                        "its own; an admin sees all.\n\nRoles: admin, subscriber.")
+            description="Subscriptions that are not deleted, newest first. A key scoped to a "
+                        "tenant sees its tenant's, another subscriber its own; an admin sees "
+                        "all.\n\nRoles: admin, subscriber.")
 async def list_subscriptions(
     who: SubscriberOrAdmin, store: StoreDep,
     page: Annotated[PageParams, Depends(page_params("sub"))],
+    tenant_id: TenantQuery = None,
 ) -> dict[str, Any]:
-    found = await store.list_subscriptions(who.owner_filter, page.cursor, page.limit, page.order)
+    tenant = who.tenant_filter(query_tenant(tenant_id))
+    found = await store.list_subscriptions(who.scope, page.cursor, page.limit, page.order,
+                                           tenant_id=tenant)
     return listing(found, SubscriptionOut.of)
 
 
@@ -79,7 +97,7 @@ async def list_subscriptions(
 async def get_subscription(
     sub_id: SubId, who: SubscriberOrAdmin, store: StoreDep
 ) -> SubscriptionOut:
-    return SubscriptionOut.of(await store.get_subscription(sub_id, who.owner_filter))
+    return SubscriptionOut.of(await store.get_subscription(sub_id, who.scope))
 
 
 @router.patch("/{sub_id}", response_model=SubscriptionOut,
@@ -103,7 +121,7 @@ async def update_subscription(
         changes["description"] = ""
     if "url" in changes:
         changes["url"] = _checked_url(request, changes["url"])
-    return SubscriptionOut.of(await store.update_subscription(sub_id, who.owner_filter, changes))
+    return SubscriptionOut.of(await store.update_subscription(sub_id, who.scope, changes))
 
 
 @router.delete("/{sub_id}", status_code=204, responses=error_responses(404),
@@ -112,7 +130,7 @@ async def delete_subscription(sub_id: SubId, who: SubscriberOrAdmin, store: Stor
     """Delete it; its open deliveries become ``cancelled``, history is kept.
 
     Roles: admin, subscriber."""
-    await store.delete_subscription(sub_id, who.owner_filter)
+    await store.delete_subscription(sub_id, who.scope)
     return Response(status_code=204)
 
 
@@ -128,7 +146,7 @@ async def rotate_secret(
     Roles: admin, subscriber."""
     body = body or RotateIn()
     row = await store.rotate_secret(
-        sub_id, who.owner_filter, body.grace_period_seconds, body.secret
+        sub_id, who.scope, body.grace_period_seconds, body.secret
     )
     return SubscriptionOut.of(row)
 
@@ -162,7 +180,7 @@ async def test_subscription(
     Roles: admin, subscriber.
     """
     body = body or TestIn()
-    sub = await store.get_subscription(sub_id, who.owner_filter)
+    sub = await store.get_subscription(sub_id, who.scope)
     result = await send_test(request.state.http_client, request.state.settings, sub,
                              body.type, body.data)
     return TestOut(**asdict(result))

@@ -17,6 +17,7 @@ from ...event_types import (
     is_valid_pattern,
     is_valid_type,
 )
+from ...ids import TENANT_ID_PATTERN, TENANT_ID_RULE, is_tenant_id
 from ...signing import SECRET_MAX_BYTES, SECRET_MIN_BYTES, secret_key
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
@@ -120,6 +121,16 @@ Headers = Annotated[dict[str, str], Doc(
     examples=[{"X-Team": "billing"}],
 )]
 Text = Annotated[str, Doc(pattern=NO_NUL)]
+EXAMPLE_TENANT = "acme-corp"
+TenantId = Annotated[str, Doc(pattern=TENANT_ID_PATTERN.pattern, maxLength=64,
+                              examples=[EXAMPLE_TENANT])]
+TENANT_TEXT = "the tenant (your customer id) it belongs to; null: none"
+
+
+def check_tenant_id(value: str | None) -> str | None:
+    if value is not None and not is_tenant_id(value):
+        raise ValueError(f"must be {TENANT_ID_RULE}")
+    return value
 
 
 def check_event_types(value: list[str] | None) -> list[str] | None:

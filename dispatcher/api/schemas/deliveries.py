@@ -21,7 +21,9 @@ from .common import (
     STATUS_CODE_TEXT,
     UNTIL_TEXT,
     Strict,
+    TenantId,
     Text,
+    check_tenant_id,
     check_text,
     utc_filter_time,
 )
@@ -38,6 +40,8 @@ class DeliveryOut(BaseModel):
     event_type: str = Field(description="that event's type", examples=[EXAMPLE_TYPE])
     subscription_id: str = Field(description="the subscription it goes to",
                                  examples=[ID_EXAMPLES["sub"]])
+    tenant_id: str | None = Field(description="its subscription's tenant; null: none",
+                                  examples=["acme-corp"])
     status: Status = Field(
         description="pending: an attempt is due; succeeded: a 2xx arrived; failed: retries "
                     "are used up, or the answer cannot succeed; held: its subscription is "
@@ -88,9 +92,13 @@ class ReplayIn(Strict):
                                    examples=["2025-01-31T00:00:00Z"])
     until: datetime | None = Field(default=None, description=UNTIL_TEXT,
                                    examples=["2025-02-01T00:00:00Z"])
+    tenant_id: TenantId | None = Field(default=None,
+                                       description="only deliveries to this tenant's "
+                                                   "subscriptions")
 
     _times = field_validator("since", "until")(utc_filter_time)
     _text = field_validator("subscription_id", "event_type")(check_text)
+    _tenant = field_validator("tenant_id")(check_tenant_id)
 
 
 class RecoverIn(Strict):

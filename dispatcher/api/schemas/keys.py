@@ -8,12 +8,23 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from ...vocabulary import Role
-from .common import EXAMPLE_TIME, ID_EXAMPLES, Strict, Text, check_text
+from .common import (
+    EXAMPLE_TIME,
+    ID_EXAMPLES,
+    Strict,
+    TenantId,
+    Text,
+    check_tenant_id,
+    check_text,
+)
 
 # As deliveries.Status: the members' words inline in /openapi.json.
 Roles = Literal[Role.ADMIN, Role.PUBLISHER, Role.SUBSCRIBER]
 ROLE_TEXT = ("admin: everything; publisher: sends and reads its events; subscriber: manages "
              "its subscriptions and reads their deliveries")
+
+KEY_TENANT_TEXT = ("for a subscriber key only: the tenant it is scoped to; it then manages "
+                   "every subscription of that tenant and sees nothing else")
 
 
 class KeyIn(Strict):
@@ -21,8 +32,11 @@ class KeyIn(Strict):
                                                examples=[Role.PUBLISHER])
     name: Text = Field(min_length=1, max_length=200, examples=["billing service"],
                        description="a name for people, 1 to 200 characters")
+    tenant_id: TenantId | None = Field(
+        default=None, description=KEY_TENANT_TEXT + "; left out: not scoped")
 
     _name = field_validator("name")(check_text)
+    _tenant = field_validator("tenant_id")(check_tenant_id)
 
 
 class KeyOut(BaseModel):
@@ -31,6 +45,8 @@ class KeyOut(BaseModel):
     role: Roles = Field(description=ROLE_TEXT,
                                                examples=[Role.PUBLISHER])
     name: str = Field(description="its name", examples=["billing service"])
+    tenant_id: str | None = Field(description=KEY_TENANT_TEXT + "; null: not scoped",
+                                  examples=[None])
     created_at: datetime = Field(description="when it was made (UTC)", examples=[EXAMPLE_TIME])
 
 

@@ -26,17 +26,20 @@ from .common import (
     SECRET_TEXT,
     STATUS_CODE_TEXT,
     SUB_DESCRIPTION_TEXT,
+    TENANT_TEXT,
     URL_TEXT,
     EventPatterns,
     EventType,
     Headers,
     Secret,
     Strict,
+    TenantId,
     Text,
     Url,
     check_event_types,
     check_headers,
     check_secret,
+    check_tenant_id,
     check_text,
     check_type,
 )
@@ -49,6 +52,7 @@ class _SubscriptionChecks(Strict):
     _headers = field_validator("headers", check_fields=False)(check_headers)
     _secret = field_validator("secret", check_fields=False)(check_secret)
     _text = field_validator("description", "url", check_fields=False)(check_text)
+    _tenant = field_validator("tenant_id", check_fields=False)(check_tenant_id)
 
 
 class SubscriptionIn(_SubscriptionChecks):
@@ -63,6 +67,10 @@ class SubscriptionIn(_SubscriptionChecks):
     enabled: bool = Field(default=True, description=ENABLED_TEXT)
     rate_limit_per_second: int | None = Field(default=None, ge=1, le=100_000,
                                               description=RATE_TEXT, examples=[50])
+    tenant_id: TenantId | None = Field(
+        default=None, description="the tenant it belongs to, which must exist (admin keys; a "
+        "key scoped to a tenant makes its tenant's); it cannot change later; left out: the "
+        "creating key's tenant, or none")
 
 
 def _not_null(schema: dict[str, Any]) -> None:
@@ -95,6 +103,9 @@ class SubscriptionPatch(_SubscriptionChecks):
                                     "oldest first; false holds new ones")
     rate_limit_per_second: int | None = Field(default=None, ge=1, le=100_000,
                                               description=RATE_TEXT, examples=[50])
+    tenant_id: TenantId | None = Field(
+        default=None, description="cannot change: only its present value is taken (422 "
+        "otherwise); left out: unchanged")
 
 
 class SubscriptionOut(BaseModel):
@@ -113,6 +124,7 @@ class SubscriptionOut(BaseModel):
                     "410), failing (no success for DISPATCHER_DISABLE_AFTER_SECONDS); null "
                     "while enabled")
     rate_limit_per_second: int | None = Field(description=RATE_TEXT, examples=[50])
+    tenant_id: str | None = Field(description=TENANT_TEXT, examples=["acme-corp"])
     created_at: datetime = Field(description="when it was created (UTC)",
                                  examples=[EXAMPLE_TIME])
     updated_at: datetime = Field(description="when it last changed (UTC)",

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from ...ids import TENANT_ID_PATTERN, TENANT_ID_RULE, is_tenant_id
+from ...store import TenantNotFound
+from ...vocabulary import Role
+from ..auth import Admin, Caller, StoreDep, allow
+from ..errors import BODY_ERRORS, ApiError, error_responses
+from ..paging import PageParams, listing, page_params
+from ..query import StrictQueryRoute
+from ..schemas import Listing, TenantIn, TenantOut
+
+router = APIRouter(prefix="/v1/tenants", tags=["tenants"], route_class=StrictQueryRoute)
+# Checked in the route (its words, and 422 or 404 as the route means), documented here.
+TenantPath = Annotated[str, Path(max_length=200, description="the tenant's id: yours",
+                                 json_schema_extra={"pattern": TENANT_ID_PATTERN.pattern},
+                                 examples=["acme-corp"])]
+TENANT_404 = "tenant_not_found: no such tenant, or not this key's"
+
+
+def named(tenant_id: str) -> str:
+    """A path's tenant id; one of the wrong shape names no tenant (404)."""
+    if not is_tenant_id(tenant_id):
+        raise TenantNotFound(tenant_id)
+    return tenant_id
+
+
+@router.put("/{tenant_id}", status_code=201, response_model=TenantOut,
+            responses={200: {"model": TenantOut, "description": "an existing tenant, replaced"},
+                       **error_responses(*BODY_ERRORS, 422, s422="invalid_tenant_id, or "
+                                         "validation_error: a body field is invalid")},
+            summary="Create or replace a tenant")
+async def put_tenant(
+    tenant_id: TenantPath, _: Admin, store: StoreDep, body: TenantIn | None = None,
+) -> Response:
+    """Create the tenant with your own id for it (201), or replace its name and metadata
+    (200). Fields left out take their defaults: PUT says the whole tenant.
+
+    Roles: admin."""
+    if not is_tenant_id(tenant_id):
+        raise ApiError(422, "invalid_tenant_id", f"a tenant id is {TENANT_ID_RULE}")
+    body = body or TenantIn()
+    row, created = await store.put_tenant(tenant_id, body.name, body.metadata)
+    return Response(TenantOut.model_validate(row).model_dump_json(),
+                    status_code=201 if created else 200, media_type="application/json")
+
+
+@router.get("", response_model=Listing[TenantOut], responses=error_responses(400),
+            summary="List tenants",
+            description="Every tenant, newest first.\n\nRoles: admin.")
+async def list_tenants(
+    _: Admin, store: StoreDep, page: Annotated[PageParams, Depends(page_params(None))],
+) -> dict[str, Any]:
+    found = await store.list_tenants(page.cursor, page.limit, page.order)
+    return listing(found, lambda r: r)
+
+
+@router.get("/{tenant_id}", response_model=TenantOut,
+            responses=error_responses(404, s404=TENANT_404), summary="Get a tenant",
+            description="One tenant. A key scoped to it may read it too; to any other key "
+                        "another tenant does not exist.\n\nRoles: admin, subscriber (scoped).")
+async def get_tenant(
+    tenant_id: TenantPath, store: StoreDep,
+    who: Annotated[Caller, Depends(allow(Role.ADMIN, Role.SUBSCRIBER))],
+) -> dict[str, Any]:
+    if who.role != Role.ADMIN and who.tenant_id != tenant_id:
+        raise TenantNotFound(tenant_id)
+    return await store.get_tenant(named(tenant_id))
+
+
+@router.delete("/{tenant_id}", status_code=204,
+               responses=error_responses(404, s404=TENANT_404), summary="Delete a tenant")
+async def delete_tenant(tenant_id: TenantPath, _: Admin, store: StoreDep) -> Response:
+    """Delete the tenant, its subscriptions (their open deliveries become ``cancelled``) and
+    its scoped keys (401 from the next request on). Its events and deliveries stay, as
+    history, until pruned.
+
+    Roles: admin."""
+    await store.delete_tenant(named(tenant_id))
+    return Response(status_code=204)

@@ -1,0 +1,44 @@
+"""The bodies of ``/v1/tenants``: put (create or replace) and show."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from .common import EXAMPLE_TENANT, EXAMPLE_TIME, Strict, Text, check_text
+
+MAX_METADATA_BYTES = 16 * 1024
+NAME_TEXT = "a name for people, at most 200 characters; null: none"
+METADATA_TEXT = ("your own data about the tenant, a JSON object of at most 16 KiB, kept and "
+                 "shown as it is")
+
+
+class TenantIn(Strict):
+    name: Text | None = Field(default=None, max_length=200, description=NAME_TEXT,
+                              examples=["Acme Corp"])
+    metadata: dict[str, Any] = Field(default_factory=dict, examples=[{"plan": "pro"}],
+                                     description=METADATA_TEXT + "; left out: {}")
+
+    _name = field_validator("name")(check_text)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are kept")
+        return value
+
+
+class TenantOut(BaseModel):
+    id: str = Field(description="the tenant's id: yours, as you put it",
+                    examples=[EXAMPLE_TENANT])
+    name: str | None = Field(description=NAME_TEXT, examples=["Acme Corp"])
+    metadata: dict[str, Any] = Field(description=METADATA_TEXT, examples=[{"plan": "pro"}])
+    created_at: datetime = Field(description="when it was first put (UTC)",
+                                 examples=[EXAMPLE_TIME])
+    updated_at: datetime = Field(description="when it was last put (UTC)",
+                                 examples=[EXAMPLE_TIME])

@@ -1,0 +1,104 @@
+"""Tenants: the publisher's customers, by the publisher's own ids. Put (create or replace),
+read, list, and delete: a deleted tenant's subscriptions are deleted (their open deliveries
+``cancelled``) and its keys stop working at once; its events stay until pruned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..clock import utcnow
+from ..models import api_key_table, delivery_table, subscription_table, tenant_table
+from ..vocabulary import DeliveryStatus
+from .base import StoreBase
+from .rows import OPEN_STATUSES, Page, TenantNotFound, row_dict
+
+_t = tenant_table
+TENANT_COLUMNS = (_t.c.id, _t.c.name, _t.c["metadata"], _t.c.created_at, _t.c.updated_at)
+
+
+async def lock_tenant(conn: AsyncConnection, tenant_id: str) -> None:
+    """``TenantNotFound`` unless the tenant exists; on PostgreSQL its row stays share-locked
+    to the end of ``conn``'s transaction, so a concurrent delete waits for what is being
+    made for it (and then deletes that too). SQLite's one writer does the same."""
+    found = await conn.scalar(
+        sa.select(_t.c.id).where(_t.c.id == tenant_id).with_for_update(key_share=True))
+    if found is None:
+        raise TenantNotFound(tenant_id)
+
+
+class Tenants(StoreBase):
+    async def put_tenant(
+        self, tenant_id: str, name: str | None, metadata: dict[str, Any],
+    ) -> tuple[dict[str, Any], bool]:
+        """Create the tenant, or replace its name and metadata; and whether it was created."""
+        now = utcnow()
+        values = {"name": name, "metadata": metadata, "updated_at": now}
+        for tries_left in (1, 0):
+            try:
+                async with self.writer.begin() as conn:
+                    changed = await conn.execute(
+                        sa.update(_t).where(_t.c.id == tenant_id).values(values))
+                    created = changed.rowcount == 0
+                    if created:
+                        await conn.execute(sa.insert(_t).values(
+                            values | {"id": tenant_id, "created_at": now}))
+                    row = (await conn.execute(
+                        sa.select(*TENANT_COLUMNS).where(_t.c.id == tenant_id))).one()
+                return row_dict(row), created
+            except IntegrityError:
+                if not tries_left:  # made by a concurrent first PUT: now it is an update
+                    raise
+        raise AssertionError("unreachable")
+
+    async def get_tenant(self, tenant_id: str) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                sa.select(*TENANT_COLUMNS).where(_t.c.id == tenant_id))).first()
+        if row is None:
+            raise TenantNotFound(tenant_id)
+        return row_dict(row)
+
+    async def list_tenants(self, cursor: str | None, limit: int, order: str) -> Page:
+        """Newest first (or oldest, ``asc``): by creation time, then id, since the ids are
+        the publisher's and say nothing of time; the cursor is still the last id seen."""
+        newest_first = order != "asc"
+        stmt = sa.select(*TENANT_COLUMNS)
+        key = sa.tuple_(_t.c.created_at, _t.c.id)
+        if cursor is not None:
+            at = sa.select(_t.c.created_at).where(_t.c.id == cursor).scalar_subquery()
+            bound = sa.tuple_(at, sa.literal(cursor))
+            stmt = stmt.where(key < bound if newest_first else key > bound)
+        if newest_first:
+            stmt = stmt.order_by(_t.c.created_at.desc(), _t.c.id.desc())
+        else:
+            stmt = stmt.order_by(_t.c.created_at.asc(), _t.c.id.asc())
+        async with self.engine.connect() as conn:
+            rows = [row_dict(r) for r in await conn.execute(stmt.limit(limit + 1))]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, rows[-1]["id"] if more and rows else None)
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        """Delete the tenant, its subscriptions (their open deliveries cancelled) and its
+        keys, in one transaction."""
+        s, d, k = subscription_table, delivery_table, api_key_table
+        now = utcnow()
+        async with self.writer.begin() as conn:
+            gone = await conn.execute(sa.delete(_t).where(_t.c.id == tenant_id))
+            if gone.rowcount == 0:
+                raise TenantNotFound(tenant_id)
+            await conn.execute(
+                sa.update(s).where(s.c.tenant_id == tenant_id, s.c.deleted_at.is_(None))
+                .values(deleted_at=now, enabled=False, updated_at=now))
+            await conn.execute(
+                sa.update(d).where(d.c.tenant_id == tenant_id, d.c.status.in_(OPEN_STATUSES))
+                .values(status=DeliveryStatus.CANCELLED, next_attempt_at=None, updated_at=now))
+            keys = (await conn.execute(
+                sa.update(k).where(k.c.tenant_id == tenant_id, k.c.deleted_at.is_(None))
+                .values(deleted_at=now).returning(k.c.id))).scalars().all()
+        for key_id in keys:
+            self._forget_key(key_id)
