@@ -70,8 +70,9 @@ def test_every_v1_operation_refuses_an_unknown_parameter_and_changes_nothing(adm
             f"/v1/events/{event['id']}/deliveries").json()["data"]
             if d["status"] == "succeeded"], message="the delivery")
         key = admin.post("/v1/api-keys", json={"role": "publisher", "name": "p"}).json()
+        tenant = admin.put("/v1/tenants/acme-query", json={"name": "Acme"}).json()
         values = {"sub_id": sub["id"], "event_id": event["id"], "delivery_id": delivery["id"],
-                  "key_id": key["id"]}
+                  "key_id": key["id"], "tenant_id": tenant["id"]}
         schema = admin.get("/openapi.json").json()
         tried = 0
         for path, operations in schema["paths"].items():
