@@ -15,7 +15,7 @@ from ..schemas import Listing, TenantIn, TenantOut
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"], route_class=StrictQueryRoute)
 # Checked in the route (its words, and 422 or 404 as the route means), documented here.
-TenantPath = Annotated[str, Path(max_length=200, description="the tenant's id: yours",
+TenantPath = Annotated[str, Path(description="the tenant's id: yours",
                                  json_schema_extra={"pattern": TENANT_ID_PATTERN.pattern},
                                  examples=["acme-corp"])]
 TENANT_404 = "tenant_not_found: no such tenant, or not this key's"
