@@ -529,13 +529,18 @@ def test_deleting_a_tenant(app):
         before = poll(waiting, timeout=15, message="succeeded, pending after a 503, held")
         with httpx.Client(base_url=app.server.url, timeout=30, headers={
                 "authorization": f"Bearer {doomed_key['key']}"}) as key_client:
-            # Used just before: a cache of live keys has it.
+            # Used just before, also where the process remembers live keys (POST /v1/events
+            # takes the key from memory: a subscriber's is then refused with 403).
             assert ids_of(all_pages(key_client, "/v1/subscriptions")) == {
                 s_ok["id"], s_busy["id"], s_held["id"]}
+            assert_error(key_client.post("/v1/events", json={"type": f"{kind}.y"}),
+                         403, "forbidden")
             deleted = app.admin.delete(f"/v1/tenants/{doomed}")
             assert deleted.status_code == 204, deleted.text
             for probe in ("/v1/subscriptions", f"/v1/tenants/{doomed}", "/v1/deliveries"):
                 assert_error(key_client.get(probe), 401, "unauthorized")
+            assert_error(key_client.post("/v1/events", json={"type": f"{kind}.y"}),
+                         401, "unauthorized")
 
     for sub in (s_ok, s_busy, s_held):
         assert_error(app.admin.get(f"/v1/subscriptions/{sub['id']}"), 404, "not_found")
