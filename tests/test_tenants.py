@@ -301,6 +301,8 @@ def test_idempotency_key_is_bound_to_the_tenant(app):
     for other in ({"tenant_id": b}, {"broadcast": True}, {}):
         refused = app.admin.post("/v1/events", json=body | other, headers=headers)
         assert_error(refused, 422, "idempotency_key_reused")
+        # The type and data are the same: the message must name what differs.
+        assert "tenant" in refused.json()["error"]["message"], refused.text
     # Nothing was made by the refused ones.
     assert all_pages(app.admin, "/v1/events", tenant_id=b) == []
     assert ids_of(all_pages(app.admin, "/v1/events", type=kind)) == {first.json()["id"]}
