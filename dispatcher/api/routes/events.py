@@ -87,8 +87,8 @@ async def post_event(
         raise ApiError(401, "unauthorized", DELETED_KEY) from None
     except IdempotencyKeyReused:
         raise ApiError(422, "idempotency_key_reused",
-                       "this Idempotency-Key was used for an event with another type or data; "
-                       "send a new key for a new event") from None
+                       "this Idempotency-Key was used for an event with another type, data, "
+                       "tenant_id or broadcast; send a new key for a new event") from None
     if created:
         metrics.count_event(event["deliveries"])
         if log.isEnabledFor(logging.DEBUG):
