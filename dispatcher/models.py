@@ -57,6 +57,8 @@ class Tenant(SQLModel, table=True):
     meta: dict[str, Any] = Field(sa_column=sa.Column("metadata", sa.JSON(), nullable=False))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+    # Kept, not removed, so a list's cursor on it still has its place.
+    deleted_at: datetime | None = _ts(nullable=True)
 
 
 class ApiKey(SQLModel, table=True):

@@ -17,6 +17,7 @@ from .base import StoreBase
 from .rows import OPEN_STATUSES, Page, TenantNotFound, row_dict
 
 _t = tenant_table
+LIVE = _t.c.deleted_at.is_(None)
 TENANT_COLUMNS = (_t.c.id, _t.c.name, _t.c["metadata"], _t.c.created_at, _t.c.updated_at)
 
 
@@ -25,7 +26,7 @@ async def lock_tenant(conn: AsyncConnection, tenant_id: str) -> None:
     to the end of ``conn``'s transaction, so a concurrent delete waits for what is being
     made for it (and then deletes that too). SQLite's one writer does the same."""
     found = await conn.scalar(
-        sa.select(_t.c.id).where(_t.c.id == tenant_id).with_for_update(key_share=True))
+        sa.select(_t.c.id).where(_t.c.id == tenant_id, LIVE).with_for_update(key_share=True))
     if found is None:
         raise TenantNotFound(tenant_id)
 
@@ -34,18 +35,24 @@ class Tenants(StoreBase):
     async def put_tenant(
         self, tenant_id: str, name: str | None, metadata: dict[str, Any],
     ) -> tuple[dict[str, Any], bool]:
-        """Create the tenant, or replace its name and metadata; and whether it was created."""
+        """Create the tenant, or replace its name and metadata; and whether it was created.
+        A deleted tenant's id makes a new tenant (created now, with nothing of the old)."""
         now = utcnow()
         values = {"name": name, "metadata": metadata, "updated_at": now}
         for tries_left in (1, 0):
             try:
                 async with self.writer.begin() as conn:
-                    changed = await conn.execute(
-                        sa.update(_t).where(_t.c.id == tenant_id).values(values))
-                    created = changed.rowcount == 0
-                    if created:
+                    found = (await conn.execute(
+                        sa.select(_t.c.deleted_at).where(_t.c.id == tenant_id)
+                        .with_for_update())).first()
+                    created = found is None or found.deleted_at is not None
+                    if found is None:
                         await conn.execute(sa.insert(_t).values(
                             values | {"id": tenant_id, "created_at": now}))
+                    else:
+                        fresh = {"created_at": now, "deleted_at": None} if created else {}
+                        await conn.execute(
+                            sa.update(_t).where(_t.c.id == tenant_id).values(values | fresh))
                     row = (await conn.execute(
                         sa.select(*TENANT_COLUMNS).where(_t.c.id == tenant_id))).one()
                 return row_dict(row), created
@@ -57,16 +64,17 @@ class Tenants(StoreBase):
     async def get_tenant(self, tenant_id: str) -> dict[str, Any]:
         async with self.engine.connect() as conn:
             row = (await conn.execute(
-                sa.select(*TENANT_COLUMNS).where(_t.c.id == tenant_id))).first()
+                sa.select(*TENANT_COLUMNS).where(_t.c.id == tenant_id, LIVE))).first()
         if row is None:
             raise TenantNotFound(tenant_id)
         return row_dict(row)
 
     async def list_tenants(self, cursor: str | None, limit: int, order: str) -> Page:
         """Newest first (or oldest, ``asc``): by creation time, then id, since the ids are
-        the publisher's and say nothing of time; the cursor is still the last id seen."""
+        the publisher's and say nothing of time; the cursor is still the last id seen (a
+        deleted tenant's row stays, so its place is kept)."""
         newest_first = order != "asc"
-        stmt = sa.select(*TENANT_COLUMNS)
+        stmt = sa.select(*TENANT_COLUMNS).where(LIVE)
         key = sa.tuple_(_t.c.created_at, _t.c.id)
         if cursor is not None:
             at = sa.select(_t.c.created_at).where(_t.c.id == cursor).scalar_subquery()
@@ -88,7 +96,8 @@ class Tenants(StoreBase):
         s, d, k = subscription_table, delivery_table, api_key_table
         now = utcnow()
         async with self.writer.begin() as conn:
-            gone = await conn.execute(sa.delete(_t).where(_t.c.id == tenant_id))
+            gone = await conn.execute(
+                sa.update(_t).where(_t.c.id == tenant_id, LIVE).values(deleted_at=now))
             if gone.rowcount == 0:
                 raise TenantNotFound(tenant_id)
             await conn.execute(

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column('metadata', sa.JSON(), nullable=False),
         sa.Column('created_at', dispatcher.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column('updated_at', dispatcher.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('deleted_at', dispatcher.models.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_tenant_created_id', 'tenant', ['created_at', 'id'], unique=False)
