@@ -38,6 +38,7 @@ from .rows import (
     row_dict,
     same_request,
 )
+from .tenants import locking_tenants
 
 EVENT_COLUMNS = ("id", "type", "payload", "publisher", "idempotency_key", "tenant_id",
                  "broadcast", "created_at")
@@ -196,6 +197,8 @@ class Events(StoreBase):
                     .values(idempotency_key=None)
                 )
                 await conn.execute(sa.insert(e), event)
+                if tenant_id is not None:  # a concurrent delete_tenant waits, then cancels
+                    await conn.execute(locking_tenants([tenant_id]))
                 subs = (await conn.execute(audience_query([event]))).all()
                 rows = fan_out(event["id"], event_type, matching(subs, event_type), now,
                                Trigger.SCHEDULED)
@@ -234,6 +237,9 @@ class Events(StoreBase):
             live = set(conn.execute(
                 sa.select(k.c.id).where(k.c.id.in_(checked), k.c.deleted_at.is_(None))
             ).scalars())
+        if named := [i.row["tenant_id"] for i in items if i.row["tenant_id"] is not None]:
+            # A concurrent delete_tenant waits for these deliveries, and then cancels them.
+            conn.execute(locking_tenants(named))
         audiences = by_audience(conn.execute(audience_query(i.row for i in items)).all())
         results: list[int | Exception] = []
         events: list[tuple[Any, ...]] = []

@@ -4,6 +4,7 @@ read, list, and delete: a deleted tenant's subscriptions are deleted (their open
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,12 +21,18 @@ _t = tenant_table
 TENANT_COLUMNS = (_t.c.id, _t.c.name, _t.c["metadata"], _t.c.created_at, _t.c.updated_at)
 
 
+def locking_tenants(tenant_ids: Iterable[str]) -> sa.Select[Any]:
+    """The ids of those of ``tenant_ids`` that exist, their rows share-locked on PostgreSQL
+    to the end of the transaction: a concurrent delete waits for it."""
+    return (sa.select(_t.c.id).where(_t.c.id.in_(sorted(set(tenant_ids))))
+            .order_by(_t.c.id).with_for_update(key_share=True))
+
+
 async def lock_tenant(conn: AsyncConnection, tenant_id: str) -> None:
     """``TenantNotFound`` unless the tenant exists; on PostgreSQL its row stays share-locked
     to the end of ``conn``'s transaction, so a concurrent delete waits for what is being
     made for it (and then deletes that too). SQLite's one writer does the same."""
-    found = await conn.scalar(
-        sa.select(_t.c.id).where(_t.c.id == tenant_id).with_for_update(key_share=True))
+    found = await conn.scalar(locking_tenants([tenant_id]))
     if found is None:
         raise TenantNotFound(tenant_id)
 
