@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -38,6 +38,8 @@ log = logging.getLogger("dispatcher.database")
 IMMEDIATE = "dispatcher_immediate"  # execution option: a write transaction
 T = TypeVar("T")
 CHANNEL = "dispatcher_deliveries"
+# The first key of tenant advisory locks (the second is the id's hash): apart from others.
+TENANT_LOCK_SPACE = 0x7E4A
 
 
 def unleased_pending(now: datetime, skip: Sequence[str] = ()) -> list[sa.ColumnElement[bool]]:
@@ -206,6 +208,14 @@ class Database:
     def _lockable(self, due: sa.Select[Any]) -> sa.Select[Any]:
         return due  # one writer at a time: the sub-select and update are atomic already
 
+    def tenant_locks(self, tenant_ids: Iterable[str], *, exclusive: bool = False
+                     ) -> sa.TextClause | None:
+        """A statement holding a lock per tenant to the end of the transaction: shared by
+        what is being made for a tenant (events, keys, subscriptions), exclusive for its
+        deletion, which so waits for them and then deletes them too. None here: SQLite's one
+        writer already runs them one after another."""
+        return None
+
     def insert_once(self, table: sa.Table) -> sa.Insert:
         """An INSERT that skips rows whose key exists: writing the same rows again (after a
         commit whose answer was lost with the connection) changes nothing."""
@@ -253,6 +263,16 @@ class PostgresDatabase(Database):
 
     def _lockable(self, due: sa.Select[Any]) -> sa.Select[Any]:
         return due.with_for_update(skip_locked=True)
+
+    def tenant_locks(self, tenant_ids: Iterable[str], *, exclusive: bool = False
+                     ) -> sa.TextClause | None:
+        # Advisory locks live in memory: unlike a row lock they write nothing to the tenant's
+        # row (no WAL, no multixact) on the ingest path. In sorted order: no deadlock.
+        how = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        return sa.text(
+            f"SELECT {how}({TENANT_LOCK_SPACE}, hashtext(t)) "
+            "FROM unnest(CAST(:ids AS text[])) AS t ORDER BY t"
+        ).bindparams(ids=sorted(set(tenant_ids)))
 
     def insert_once(self, table: sa.Table) -> sa.Insert:
         from sqlalchemy.dialects.postgresql import insert

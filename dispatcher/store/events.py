@@ -38,6 +38,7 @@ from .rows import (
     row_dict,
     same_request,
 )
+from .tenants import ALL_TENANTS
 
 EVENT_COLUMNS = ("id", "type", "payload", "publisher", "idempotency_key", "tenant_id",
                  "broadcast", "created_at")
@@ -70,6 +71,19 @@ def audience_query(events: Iterable[EventRow | Any]) -> sa.Select[Any]:
     if None in tenants:
         wanted.append(s.c.tenant_id.is_(None))
     return live_subscriptions().where(sa.or_(*wanted))
+
+
+def tenants_to_lock(events: Iterable[EventRow | Any]) -> list[str]:
+    """The tenant locks a fan-out of ``events`` holds (``Database.tenant_locks``), so that a
+    concurrent tenant deletion waits for its deliveries and then cancels them: each tenant
+    an event is for, and ``ALL_TENANTS`` for a broadcast."""
+    named: set[str] = set()
+    for event in events:
+        if event["broadcast"]:
+            named.add(ALL_TENANTS)
+        elif event["tenant_id"] is not None:
+            named.add(event["tenant_id"])
+    return sorted(named)
 
 
 def by_audience(subs: Sequence[Any]) -> dict[object, list[Any]]:
@@ -196,6 +210,7 @@ class Events(StoreBase):
                     .values(idempotency_key=None)
                 )
                 await conn.execute(sa.insert(e), event)
+                await self._lock_tenants(conn, [event])
                 subs = (await conn.execute(audience_query([event]))).all()
                 rows = fan_out(event["id"], event_type, matching(subs, event_type), now,
                                Trigger.SCHEDULED)
@@ -210,6 +225,12 @@ class Events(StoreBase):
         if rows:
             self.wakeup.notify()
         return dict(event, deliveries=len(rows)), True
+
+    async def _lock_tenants(self, conn: AsyncConnection,
+                            events: Iterable[EventRow | Any]) -> None:
+        named = tenants_to_lock(events)
+        if named and (locks := self.db.tenant_locks(named)) is not None:
+            await conn.execute(locks)
 
     async def _insert_events(self, items: list[_NewEvent]) -> list[int | Exception]:
         """One transaction for a group of new events (``GroupCommit``): the event rows and
@@ -234,6 +255,9 @@ class Events(StoreBase):
             live = set(conn.execute(
                 sa.select(k.c.id).where(k.c.id.in_(checked), k.c.deleted_at.is_(None))
             ).scalars())
+        named = tenants_to_lock(i.row for i in items)
+        if named and (locks := self.db.tenant_locks(named)) is not None:
+            conn.execute(locks)
         audiences = by_audience(conn.execute(audience_query(i.row for i in items)).all())
         results: list[int | Exception] = []
         events: list[tuple[Any, ...]] = []
@@ -343,6 +367,7 @@ class Events(StoreBase):
                 .where(e.c.id == event_id).with_for_update())).first()
             if event is None:
                 raise NotFound(event_id)
+            await self._lock_tenants(conn, [event._mapping])
             if subscription_ids is not None:
                 stmt = live_subscriptions().where(s.c.id.in_(subscription_ids))
                 subs = (await conn.execute(stmt)).all()

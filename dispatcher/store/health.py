@@ -17,15 +17,18 @@ from ..vocabulary import DeliveryStatus, DisabledReason
 
 async def hold_pending(conn: AsyncConnection, sub_ids: Sequence[str], now: datetime) -> None:
     """Deliveries of disabled subscriptions wait as ``held`` (not in flight ones: their
-    attempt's record holds them)."""
-    d = delivery_table
-    await conn.execute(
-        sa.update(d)
-        .where(d.c.subscription_id.in_(sub_ids), d.c.status == DeliveryStatus.PENDING,
-               sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now))
-        .values(status=DeliveryStatus.HELD, next_attempt_at=None, lease_until=None,
-                lease_owner=None, updated_at=now)
-    )
+    attempt's record holds them); those of deleted ones (disabled too) are ``cancelled``, as
+    the deletion made the others: one made by a fan-out racing the deletion ends here."""
+    d, s = delivery_table, subscription_table
+    waiting = [d.c.subscription_id.in_(sub_ids), d.c.status == DeliveryStatus.PENDING,
+               sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now)]
+    deleted = sa.select(s.c.id).where(s.c.id.in_(sub_ids), s.c.deleted_at.is_not(None))
+    for status, where in ((DeliveryStatus.CANCELLED, d.c.subscription_id.in_(deleted)),
+                          (DeliveryStatus.HELD, sa.true())):
+        await conn.execute(
+            sa.update(d).where(*waiting, where)
+            .values(status=status, next_attempt_at=None, lease_until=None, lease_owner=None,
+                    updated_at=now))
 
 
 async def settle_streaks(conn: AsyncConnection, changes: StreakChanges,

@@ -35,7 +35,7 @@ class Keys(StoreBase):
         }
         async with self.writer.begin() as conn:
             if tenant_id is not None:
-                await lock_tenant(conn, tenant_id)
+                await lock_tenant(self.db, conn, tenant_id)
             await conn.execute(sa.insert(api_key_table), row)
         return row | {"key": plain}
 

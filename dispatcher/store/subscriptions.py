@@ -49,7 +49,7 @@ class Subscriptions(StoreBase):
         s = subscription_table
         async with self.writer.begin() as conn:
             if tenant_id is not None:
-                await lock_tenant(conn, tenant_id)
+                await lock_tenant(self.db, conn, tenant_id)
             if max_per_owner is not None:
                 mine = (s.c.tenant_id == tenant_id if tenant_id is not None
                         else sa.and_(s.c.owner == owner, s.c.tenant_id.is_(None)))

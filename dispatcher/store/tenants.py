@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..clock import utcnow
+from ..database import Database
 from ..models import api_key_table, delivery_table, subscription_table, tenant_table
 from ..vocabulary import DeliveryStatus
 from .base import StoreBase
@@ -18,15 +19,18 @@ from .rows import OPEN_STATUSES, Page, TenantNotFound, row_dict
 
 _t = tenant_table
 LIVE = _t.c.deleted_at.is_(None)
+# The lock a broadcast shares and every tenant's deletion takes ("*" is no tenant's id).
+ALL_TENANTS = "*"
 TENANT_COLUMNS = (_t.c.id, _t.c.name, _t.c["metadata"], _t.c.created_at, _t.c.updated_at)
 
 
-async def lock_tenant(conn: AsyncConnection, tenant_id: str) -> None:
-    """``TenantNotFound`` unless the tenant exists; on PostgreSQL its row stays share-locked
-    to the end of ``conn``'s transaction, so a concurrent delete waits for what is being
-    made for it (and then deletes that too). SQLite's one writer does the same."""
-    found = await conn.scalar(
-        sa.select(_t.c.id).where(_t.c.id == tenant_id, LIVE).with_for_update(key_share=True))
+async def lock_tenant(db: Database, conn: AsyncConnection, tenant_id: str) -> None:
+    """``TenantNotFound`` unless the tenant exists; and it stays so to the end of ``conn``'s
+    transaction: a concurrent delete waits for what is being made for it (and then deletes
+    that too), ``Database.tenant_locks``."""
+    if (locks := db.tenant_locks([tenant_id])) is not None:
+        await conn.execute(locks)
+    found = await conn.scalar(sa.select(_t.c.id).where(_t.c.id == tenant_id, LIVE))
     if found is None:
         raise TenantNotFound(tenant_id)
 
@@ -96,6 +100,9 @@ class Tenants(StoreBase):
         s, d, k = subscription_table, delivery_table, api_key_table
         now = utcnow()
         async with self.writer.begin() as conn:
+            locks = self.db.tenant_locks([tenant_id, ALL_TENANTS], exclusive=True)
+            if locks is not None:
+                await conn.execute(locks)  # new events, keys, subscriptions of it first
             gone = await conn.execute(
                 sa.update(_t).where(_t.c.id == tenant_id, LIVE).values(deleted_at=now))
             if gone.rowcount == 0:
