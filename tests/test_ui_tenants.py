@@ -28,9 +28,9 @@ METADATA = {"plan": "<b>pro</b>", "seats": 5, "regions": ["eu", "us"]}
 class World:
     server: AppServer
     admin: httpx.Client
-    subs: dict[str, dict]  # by role: a_pending, a_failed, a_off, a_ok, g_failed, g_off, none
+    subs: dict[str, dict]  # by role: a_pending, a_failed, a_off, a_ok, g_failed, g_gone, none
     deliveries: dict[str, dict]  # the first delivery of each subscription, by the same role
-    events: dict[str, dict]  # acme, globex (the first), none
+    events: dict[str, dict]  # acme, globex, globex2, none
 
 
 def put_tenant(admin: httpx.Client, tenant_id: str, **body: object) -> dict:
@@ -59,40 +59,42 @@ def world(make_settings) -> Iterator[World]:
 
     acme: a_pending (500: pending, failing), a_failed (400: failed, failing), a_off
     (disabled: held), a_ok (200: succeeded), and a deleted one; globex: g_failed (400, two
-    events: 2 failed, failing), g_off (disabled); and one subscription of no tenant (400)."""
+    events: 2 failed, failing), g_gone (410 to the first event: failed, disabled with its
+    streak still on, so not counted as failing; the second event held); and one
+    subscription of no tenant (400)."""
     with AppServer(make_settings(retry_schedule=(600.0,))) as server, httpx.Client(
             base_url=server.url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
             timeout=30) as admin, \
             Receiver(lambda n, r: Reply(500, b"down")) as down, \
-            Receiver(lambda n, r: Reply(400, b"no")) as refusing, Receiver() as fine:
+            Receiver(lambda n, r: Reply(400, b"no")) as refusing, \
+            Receiver(lambda n, r: Reply(410, b"gone")) as gone, Receiver() as fine:
         put_tenant(admin, "initech")
         put_tenant(admin, "acme", name=ACME_NAME, metadata=METADATA)
         put_tenant(admin, "globex", name="Globex")
         where = {"a_pending": ("acme", down), "a_failed": ("acme", refusing),
                  "a_off": ("acme", fine), "a_ok": ("acme", fine), "a_gone": ("acme", fine),
-                 "g_failed": ("globex", refusing), "g_off": ("globex", fine),
+                 "g_failed": ("globex", refusing), "g_gone": ("globex", gone),
                  "none": (None, refusing)}
         subs = {role: subscribe(admin, receiver.url, description=role, event_types=["order.*"],
                                 **({"tenant_id": tenant} if tenant else {}),
-                                **({"enabled": False} if role.endswith("_off") else {}))
+                                **({"enabled": False} if role == "a_off" else {}))
                 for role, (tenant, receiver) in where.items()}
         assert admin.delete(f"/v1/subscriptions/{subs.pop('a_gone')['id']}").status_code == 204
-        events = {"acme": publish_for(admin, "acme", 1), "globex": publish_for(admin, "globex", 2),
-                  "none": publish_for(admin, None, 3)}
-        second = publish_for(admin, "globex", 4)
         roles = {s["id"]: role for role, s in subs.items()}
-        expected = {
-            "acme": {"a_pending": ("pending", 1), "a_failed": ("failed", 1),
-                     "a_off": ("held", 0), "a_ok": ("succeeded", 1)},
-            "globex": {"g_failed": ("failed", 1), "g_off": ("held", 0)},
-            "none": {"none": ("failed", 1)},
-        }
-        for name, event in [*events.items(), ("globex", second)]:
-            poll(lambda e=event, n=name: {roles[k]: v for k, v in
-                                          delivery_states(admin, e["id"]).items()}
-                 == expected[n], 15, message=f"the {name} event's deliveries settled")
+        events: dict[str, dict] = {}
+        for name, tenant, expected in [
+            ("acme", "acme", {"a_pending": ("pending", 1), "a_failed": ("failed", 1),
+                              "a_off": ("held", 0), "a_ok": ("succeeded", 1)}),
+            ("globex", "globex", {"g_failed": ("failed", 1), "g_gone": ("failed", 1)}),
+            ("globex2", "globex", {"g_failed": ("failed", 1), "g_gone": ("held", 0)}),
+            ("none", None, {"none": ("failed", 1)}),
+        ]:
+            event = events[name] = publish_for(admin, tenant, len(events))
+            poll(lambda e=event, x=expected: {roles[k]: v for k, v in delivery_states(
+                admin, e["id"]).items()} == x, 15, message=f"the {name} event's deliveries")
         found = {roles[d["subscription_id"]]: d
-                 for e in events.values() for d in deliveries_of(admin, e["id"])}
+                 for name in ("acme", "globex", "none")
+                 for d in deliveries_of(admin, events[name]["id"])}
         yield World(server, admin, subs, found, events)
 
 
@@ -126,7 +128,7 @@ def test_the_tenants_page_counts_each_tenants_subscriptions_and_deliveries(world
                                                                         "initech")}
         wanted = ("subscriptions", "failing", "disabled", "pending", "failed")
         assert {k: counts["acme"][k] for k in wanted} == dict(zip(wanted, "42111", strict=True))
-        assert {k: counts["globex"][k] for k in wanted} == dict(zip(wanted, "21102",
+        assert {k: counts["globex"][k] for k in wanted} == dict(zip(wanted, "21103",
                                                                      strict=True))
         assert {k: counts["initech"][k] for k in wanted} == dict(zip(wanted, "00000",
                                                                       strict=True))
@@ -177,7 +179,7 @@ def test_a_tenants_page_shows_its_metadata_subscriptions_and_links(world):
         # globex: its own, none of acme's.
         page = client.get("/ui/tenants/globex").text
         assert set(row_ids(page, "subscriptions")) == {subs["g_failed"]["id"],
-                                                       subs["g_off"]["id"]}
+                                                       subs["g_gone"]["id"]}
         assert re.search(r'id="tenant-subscriptions">2 \(1 failing, 1 disabled\)<', page)
         page = client.get("/ui/tenants/initech").text
         assert "This tenant has no subscriptions." in page
@@ -200,7 +202,7 @@ def test_the_tenant_filter_shows_only_that_tenants_rows(world):
     with logged_in(world.server) as client:
         page = client.get("/ui/subscriptions", params={"tenant_id": "globex"}).text
         assert set(row_ids(page, "subscriptions")) == {subs["g_failed"]["id"],
-                                                       subs["g_off"]["id"]}
+                                                       subs["g_gone"]["id"]}
         assert 'name="tenant_id" value="globex"' in page
         assert re.search(r'id="filtered-tenant">Subscriptions of <a class="tenant" '
                          r'href="/ui/tenants/globex">', page)
@@ -210,10 +212,8 @@ def test_the_tenant_filter_shows_only_that_tenants_rows(world):
         assert 'href="/ui/tenants/acme"' in row
 
         page = client.get("/ui/deliveries", params={"tenant_id": "globex"}).text
-        globex = {d["id"] for e in ("globex",) for d in deliveries_of(world.admin,
-                                                                       world.events[e]["id"])}
-        globex |= {d["id"] for d in world.admin.get(
-            "/v1/deliveries", params={"tenant_id": "globex", "limit": 100}).json()["data"]}
+        globex = {d["id"] for e in ("globex", "globex2")
+                  for d in deliveries_of(world.admin, world.events[e]["id"])}
         assert len(globex) == 4 and listed_deliveries(page) == globex
         page = client.get("/ui/deliveries", params={"tenant_id": "acme", "status": "failed"}).text
         assert listed_deliveries(page) == {found["a_failed"]["id"]}
@@ -239,11 +239,14 @@ def test_a_bad_tenant_filter_is_a_clear_400(app_server, path, value):
 
 
 def test_a_bulk_replay_with_a_tenant_filter_replays_only_that_tenants(world):
-    admin, found = world.admin, world.deliveries
+    admin, found, subs = world.admin, world.deliveries, world.subs
+    globex = admin.get("/v1/deliveries", params={"tenant_id": "globex", "status": "failed",
+                                                 "limit": 100}).json()["data"]
+    assert len(globex) == 3  # g_failed's two, g_gone's one
     with logged_in(world.server) as client:
         page = client.get("/ui/replay", params={"tenant_id": "globex"})
         assert page.status_code == 200, page.text
-        assert re.search(r'id="replay-count">This sends <strong>2</strong>', page.text)
+        assert re.search(r'id="replay-count">This sends <strong>3</strong>', page.text)
         assert re.search(r'id="replay-tenant"><a class="tenant" href="/ui/tenants/globex">',
                          page.text)
         assert '<input type="hidden" name="tenant_id" value="globex">' in page.text
@@ -252,20 +255,26 @@ def test_a_bulk_replay_with_a_tenant_filter_replays_only_that_tenants(world):
         assert answer.status_code == 303, answer.text
         progress = answer.headers["location"]
         poll(lambda: "replay-done" in client.get(progress).text, 15, message="replay done")
-        assert "2 of 2" in client.get(progress).text
+        assert "Done: 3 of 3" in client.get(progress).text
+        # Its way back to the deliveries keeps the tenant.
+        assert "tenant_id=globex" in client.get(progress).text
 
-    globex = admin.get("/v1/deliveries", params={"tenant_id": "globex", "status": "failed",
-                                                 "limit": 100}).json()["data"]
-    assert len(globex) == 2
+    def replayed() -> bool:
+        for d in globex:
+            if d["subscription_id"] == subs["g_gone"]["id"]:  # disabled: held, not sent
+                done = admin.get(f"/v1/deliveries/{d['id']}").json()["status"] == "held"
+            else:
+                tried = attempts_of(admin, d["id"])
+                done = len(tried) == 2 and tried[-1]["trigger"] == "replay"
+            if not done:
+                return False
+        return True
 
-    def replayed():
-        tried = [attempts_of(admin, d["id"]) for d in globex]
-        return all(len(a) == 2 and a[-1]["trigger"] == "replay" for a in tried)
-
-    poll(replayed, 15, message="globex's failed deliveries replayed")
+    poll(replayed, 15, message="globex's failed deliveries replayed (the disabled one held)")
     # acme's failed delivery, and the one of no tenant, were not part of it.
     for role in ("a_failed", "none"):
         assert [a["trigger"] for a in attempts_of(admin, found[role]["id"])] == ["scheduled"]
+        assert admin.get(f"/v1/deliveries/{found[role]['id']}").json()["status"] == "failed"
 
 
 def test_a_tenant_name_is_escaped_wherever_it_is_shown(world):
