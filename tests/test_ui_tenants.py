@@ -292,3 +292,17 @@ def test_a_tenant_name_is_escaped_wherever_it_is_shown(world):
             assert escaped in answer.text, path
             if path != "/ui/tenants/acme":  # linked to its page, from anywhere else
                 assert 'href="/ui/tenants/acme"' in answer.text, path
+
+
+def test_the_tenants_page_is_paged_newest_first(app_server, admin):
+    made = [f"t{n:02}" for n in range(52)]
+    for tenant_id in made:
+        put_tenant(admin, tenant_id)
+    with logged_in(app_server) as client:
+        first = client.get("/ui/tenants").text
+        assert row_ids(first, "tenants") == made[::-1][:50]
+        older = re.search(r'<a href="(/ui/tenants\?cursor=[^"]+)">Older', first).group(1)
+        second = client.get(html.unescape(older)).text
+        assert row_ids(second, "tenants") == ["t01", "t00"] and "Older" not in second
+        bad = client.get("/ui/tenants", params={"cursor": "<script>"})
+        assert bad.status_code == 400 and "That page link is not valid" in bad.text
