@@ -286,3 +286,53 @@ def test_date_filters_are_24_hour_utc_whatever_the_browser_locale(
     page.click("#filters button[type=submit]")
     expect(page.locator("#deliveries")).to_contain_text("No deliveries match")
     shot(page, engine, "deliveries-filtered")
+
+
+# ---- tenants (issue 14) -----------------------------------------------------------------
+
+def test_from_the_tenants_page_to_a_tenant_and_its_deliveries(page, app_server: AppServer,
+                                                              admin, engine):
+    for tenant_id, body in (("acme", {"name": "Acme <Corp>", "metadata": {"plan": "pro"}}),
+                            ("globex", {"name": "Globex"})):
+        assert admin.put(f"/v1/tenants/{tenant_id}", json=body).status_code == 201
+    with Receiver(lambda n, r: Reply(400, b"no")) as refusing, Receiver() as fine:
+        subscribe(admin, refusing.url, description="acme billing", tenant_id="acme")
+        subscribe(admin, fine.url, description="acme crm", tenant_id="acme")
+        subscribe(admin, refusing.url, description="globex erp", tenant_id="globex")
+        found = {}
+        for tenant_id, count in (("acme", 2), ("globex", 1)):
+            answer = admin.post("/v1/events", json={"type": "invoice.paid", "data": {},
+                                                    "tenant_id": tenant_id})
+            assert answer.status_code == 202, answer.text
+            found[tenant_id] = {d["id"] for d in settled(admin, answer.json()["id"], count)}
+
+    log_in(page, app_server.url, "/ui/tenants")
+    expect(page.locator("nav a[aria-current=page]")).to_have_text("Tenants")
+    rows = page.locator("#tenants tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("globex")  # newest first
+    acme = page.locator("#tenants tr[data-id=acme]")
+    expect(acme.locator(".n-subscriptions")).to_have_text("2")
+    expect(acme.locator(".n-failing")).to_have_text("1")
+    expect(acme.locator(".n-failed")).to_have_text("1")
+    shot(page, engine, "tenants")
+
+    acme.locator("a.tenant").click()
+    expect(page).to_have_url(re.compile(r"/ui/tenants/acme$"))
+    expect(page.locator("#tenant-name")).to_have_text("Acme <Corp>")
+    expect(page.locator("#metadata")).to_contain_text('"plan": "pro"')
+    expect(page.locator("#subscriptions tbody tr")).to_have_count(2)
+    expect(page.locator("#subscriptions")).to_contain_text("acme billing")
+    expect(page.locator("#subscriptions")).not_to_contain_text("globex erp")
+    shot(page, engine, "tenant")
+
+    page.click("#deliveries-link")
+    expect(page).to_have_url(re.compile(r"/ui/deliveries\?tenant_id=acme$"))
+    expect(page.locator("#filters input[name=tenant_id]")).to_have_value("acme")
+    expect(page.locator("#filtered-tenant")).to_contain_text("Acme <Corp>")
+    listed = page.locator("#deliveries tbody tr")
+    expect(listed).to_have_count(2)
+    shown = {a.get_attribute("href").rsplit("/", 1)[1]
+             for a in page.locator("#deliveries a.id").all()}
+    assert shown == found["acme"] and not shown & found["globex"]
+    shot(page, engine, "tenant-deliveries")

@@ -11,7 +11,8 @@
 - ``queue``: what the worker uses (claim, record, leases, rate tokens, wait for work),
   named by the ``WorkQueue`` protocol; ``health``: recording's failure streaks and the
   holding of disabled subscriptions' deliveries;
-- ``stats``: counts for /metrics and the dashboard.
+- ``stats``: counts for /metrics and the dashboard; ``tenant_stats`` the dashboard's
+  counts by tenant.
 
 ``Store`` is each role's class together (one class per role, each a ``StoreBase`` sharing
 one database and key cache), so callers keep one object and ``store.create_subscription``
@@ -50,10 +51,11 @@ from .rows import (
 )
 from .stats import Stats
 from .subscriptions import Subscriptions
+from .tenant_stats import TenantCounts, TenantStats
 from .tenants import Tenants
 
 
-class Store(Tenants, Keys, Subscriptions, Events, Deliveries, Queue, Stats):
+class Store(Tenants, Keys, Subscriptions, Events, Deliveries, Queue, Stats, TenantStats):
     """The whole store: every role's methods on one object."""
 
 
@@ -62,7 +64,7 @@ __all__ = [
     "Deliveries", "DeliveryFilter", "DriverInsert", "EventRow", "Events", "GroupCommit",
     "IdempotencyKeyReused", "Invalid", "Job", "KeyDeleted", "KeyRow", "Keys", "NotFound", "Page",
     "Queue", "QueueStats", "Scope", "Stats", "Store", "StoreBase", "Subscriptions",
-    "TenantNotFound", "Tenants", "WorkQueue", "_delivery_row",
+    "TenantCounts", "TenantNotFound", "TenantStats", "Tenants", "WorkQueue", "_delivery_row",
     "canonical_json", "encode_payload", "fan_out", "hash_key", "same_request",
     "valid_keys",
 ]

@@ -72,8 +72,8 @@ class Stats(StoreBase):
         and those of ``also`` (say, with failures lately) that are not deleted."""
         s = subscription_table
         unwell = sa.or_(s.c.enabled.is_(False), s.c.failing_since.is_not(None))
-        stmt = (sa.select(s.c.id, s.c.description, s.c.url, s.c.enabled, s.c.disabled_reason,
-                          s.c.failing_since, s.c.updated_at)
+        stmt = (sa.select(s.c.id, s.c.description, s.c.tenant_id, s.c.url, s.c.enabled,
+                          s.c.disabled_reason, s.c.failing_since, s.c.updated_at)
                 .where(s.c.deleted_at.is_(None), sa.or_(unwell, s.c.id.in_(list(also)))
                        if also else unwell)
                 .order_by(s.c.enabled, s.c.failing_since, s.c.id).limit(limit + len(also)))

@@ -28,6 +28,7 @@ from .site import (
     render,
     router,
     store_of,
+    tenant_param,
 )
 
 STATUSES = tuple(DeliveryStatus)
@@ -57,6 +58,7 @@ def delivery_filters(params: dict[str, str]) -> dict[str, Any]:
     if event_type is not None and len(event_type) > 128:
         raise PageError(400, "event_type is at most 128 characters.")
     return {"status": status, "subscription_id": sub_id, "event_type": event_type,
+            "tenant_id": tenant_param(params.get("tenant_id")),
             "since": _time(params.get("since"), "since"),
             "until": _time(params.get("until"), "until")}
 
@@ -75,13 +77,16 @@ async def deliveries(request: Request, session: Admin) -> Response:
         cursor = cursor_of(params.get("cursor"), "dlv")
     except PageError as exc:
         return render(request, "deliveries.html", status=exc.status, session=session,
-                      error=exc.message, filters={}, raw=params, rows=[], statuses=STATUSES)
+                      error=exc.message, filters={}, raw=params, rows=[], statuses=STATUSES,
+                      tenants={})
     store = store_of(request)
     page = await store.list_deliveries(None, cursor=cursor, limit=PAGE_SIZE, **filters)
     names = await store.subscription_names(
         [r["subscription_id"] for r in page.rows] + [filters["subscription_id"] or ""])
+    tenants = await store.tenant_names([r["tenant_id"] for r in page.rows]
+                                       + [filters["tenant_id"]])
     return render(request, "deliveries.html", session=session, filters=filters, raw=params,
-                  rows=page.rows, statuses=STATUSES, names=names,
+                  rows=page.rows, statuses=STATUSES, names=names, tenants=tenants,
                   next_query=query_of(filters, cursor=page.next_cursor) if page.next_cursor
                   else None,
                   replay_query=query_of({**filters, "status": DeliveryStatus.FAILED}))
@@ -96,7 +101,9 @@ async def _delivery_page(request: Request, session: Session, delivery_id: str,
     in_flight = (delivery["status"] == DeliveryStatus.PENDING
                  and delivery["lease_until"] is not None and delivery["lease_until"] > utcnow())
     names = await store.subscription_names([delivery["subscription_id"]])
+    tenants = await store.tenant_names([delivery["tenant_id"]])
     return render(request, "delivery.html", status=status, session=session, d=delivery,
+                  tenants=tenants,
                   attempts=attempts.rows, payload=pretty_payload(bytes(event["payload"])),
                   in_flight=in_flight, names=names, **context)
 
@@ -131,5 +138,7 @@ async def event(request: Request, session: Admin, event_id: str) -> Response:
     page = await store.list_deliveries(None, event_id=event_id, limit=EVENT_DELIVERIES,
                                        order="asc")
     names = await store.subscription_names([r["subscription_id"] for r in page.rows])
+    tenants = await store.tenant_names([r["tenant_id"] for r in page.rows] + [row["tenant_id"]])
     return render(request, "event.html", session=session, e=row, data=shown,
-                  rows=page.rows, more=page.next_cursor is not None, names=names)
+                  rows=page.rows, more=page.next_cursor is not None, names=names,
+                  tenants=tenants)

@@ -51,7 +51,9 @@ async def overview(request: Request, session: Admin) -> Response:
             unwell.append({**sub, "health": state, "rate": rates.get(sub["id"], Rate())})
     unwell.sort(key=lambda s: (HEALTH_ORDER[s["health"]], -s["rate"].failed, s["id"]))
     states = [s["health"] for s in unwell]
-    return render(request, "overview.html", session=session, stats=stats,
+    unwell = unwell[:UNWELL_SHOWN]
+    tenants = await store.tenant_names([s["tenant_id"] for s in unwell])
+    return render(request, "overview.html", session=session, stats=stats, tenants=tenants,
                   chart=attempts_chart(rows, now, CHART_MINUTES), minutes=CHART_MINUTES,
-                  unwell=unwell[:UNWELL_SHOWN], failing=states.count(Health.FAILING),
+                  unwell=unwell, failing=states.count(Health.FAILING),
                   degraded=states.count(Health.DEGRADED), refresh=OVERVIEW_REFRESH_MS, now=now)

@@ -25,8 +25,9 @@ async def replay_confirm(request: Request, session: Admin) -> Response:
     store = store_of(request)
     count = await store.count_replayable(chosen)
     names = await store.subscription_names([filters["subscription_id"] or ""])
+    tenants = await store.tenant_names([filters["tenant_id"]])
     return render(request, "replay_confirm.html", session=session, filters=filters,
-                  count=count, back=query_of(filters), names=names)
+                  count=count, back=query_of(filters), names=names, tenants=tenants)
 
 
 @router.post("/replay")

@@ -135,6 +135,16 @@ def cursor_of(value: str | None, prefix: str) -> str | None:
     return value
 
 
+def tenant_param(value: str | None) -> str | None:
+    """A ``tenant_id`` filter from a query or a form: none when empty, 400 when malformed."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not ids.is_tenant_id(value):
+        raise PageError(400, f"tenant_id is {ids.TENANT_ID_RULE}.")
+    return value
+
+
 def path_id(value: str, prefix: str) -> str:
     """An id from the path; one of the wrong shape names nothing (404, as in the API)."""
     if not ids.is_id(value, prefix):

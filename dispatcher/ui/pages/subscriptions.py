@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -12,6 +13,7 @@ from ...clock import utcnow
 from ...event_types import is_valid_type
 from ...health import Rate
 from ...probe import send_test
+from ...store import Store
 from .overview import health_of, rates_of
 from .site import (
     PAGE_SIZE,
@@ -25,22 +27,43 @@ from .site import (
     render,
     router,
     store_of,
+    tenant_param,
 )
 
 
-@router.get("/subscriptions")
-async def subscriptions(request: Request, session: Admin, cursor: str | None = None) -> Response:
-    store = store_of(request)
-    page = await store.list_subscriptions(None, cursor_of(cursor, "sub"), PAGE_SIZE, "desc")
+async def health_context(store: Store, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a table of subscriptions shows beside each: its health, success rate, last
+    success and tenant (the template's ``subscription_table.html``)."""
     # Looked up for healthy ones only: a failing one's last success is before its streak.
-    last = await store.last_successes(
-        [r["id"] for r in page.rows if r["failing_since"] is None])
+    last = await store.last_successes([r["id"] for r in rows if r["failing_since"] is None])
     now = utcnow()
-    rates = await rates_of(store, now, [r["id"] for r in page.rows])
-    states = {r["id"]: health_of(r, rates, now) for r in page.rows}
-    rates = {r["id"]: rates.get(r["id"], Rate()) for r in page.rows}
-    return render(request, "subscriptions.html", session=session, page=page, last=last,
-                  rates=rates, states=states)
+    rates = await rates_of(store, now, [r["id"] for r in rows])
+    states = {r["id"]: health_of(r, rates, now) for r in rows}
+    return {"last": last, "states": states,
+            "rates": {r["id"]: rates.get(r["id"], Rate()) for r in rows},
+            "tenants": await store.tenant_names([r["tenant_id"] for r in rows])}
+
+
+@router.get("/subscriptions")
+async def subscriptions(request: Request, session: Admin) -> Response:
+    params = dict(request.query_params)
+    try:
+        tenant_id = tenant_param(params.get("tenant_id"))
+        cursor = cursor_of(params.get("cursor"), "sub")
+    except PageError as exc:
+        return render(request, "subscriptions.html", status=exc.status, session=session,
+                      error=exc.message, raw=params, rows=[], tenant_id=None, tenants={},
+                      next_href=None)
+    store = store_of(request)
+    page = await store.list_subscriptions(None, cursor, PAGE_SIZE, "desc", tenant_id=tenant_id)
+    context = await health_context(store, page.rows)
+    if tenant_id is not None:
+        context["tenants"] |= await store.tenant_names([tenant_id])
+    more = urlencode({k: v for k, v in (("tenant_id", tenant_id),
+                                        ("cursor", page.next_cursor)) if v})
+    return render(request, "subscriptions.html", session=session, raw=params, rows=page.rows,
+                  tenant_id=tenant_id, next_href=f"/ui/subscriptions?{more}"
+                  if page.next_cursor else None, **context)
 
 
 async def _subscription_page(request: Request, session: Admin, sub_id: str,
@@ -54,7 +77,9 @@ async def _subscription_page(request: Request, session: Admin, sub_id: str,
     last = await store.last_successes([sub_id])
     now = utcnow()
     rates = await rates_of(store, now, [sub_id])
+    tenants = await store.tenant_names([sub["tenant_id"]])
     return render(request, "subscription.html", status=status, session=session, sub=sub,
+                  tenants=tenants,
                   recent=recent.rows, last_success=last.get(sub_id),
                   health=health_of(sub, rates, now), rate=rates.get(sub_id, Rate()),
                   **context)
