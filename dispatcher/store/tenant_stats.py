@@ -63,5 +63,6 @@ class TenantStats(StoreBase):
             return {}
         t = tenant_table
         async with self.engine.connect() as conn:
-            rows = await conn.execute(sa.select(t.c.id, t.c.name).where(t.c.id.in_(chosen)))
+            rows = await conn.execute(sa.select(t.c.id, t.c.name).where(
+                t.c.id.in_(chosen), t.c.deleted_at.is_(None)))
             return {r.id: r.name or "" for r in rows}
