@@ -557,8 +557,8 @@ def test_replay_dry_run_counts_the_matches_and_changes_nothing(database_url: str
                    "or after 2025-01-31 00:00:00 UTC; nothing changed\n")
     would = json.loads(ok(database_url, "replay", "--dry-run", "--json"))
     assert would == {"dry_run": True, "would_replay": 2, "filter": {
-        "status": "failed", "subscription_id": None, "event_type": None, "since": None,
-        "until": None}}
+        "status": "failed", "subscription_id": None, "event_type": None, "tenant_id": None,
+        "since": None, "until": None}}
     assert statuses(database_url) == ["failed", "failed"]
     assert json.loads(ok(database_url, "replay", "--json")) == {"replayed": 2}
 

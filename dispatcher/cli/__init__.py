@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # isort: off
 # Imported for their commands, in the order the help lists them.
-from . import server, deliveries, prune, subscriptions, keys, secrets  # noqa: F401
+from . import server, deliveries, prune, subscriptions, keys, tenants, secrets  # noqa: F401
 # isort: on
 from ..vocabulary import DeliveryStatus
 from .groups import app

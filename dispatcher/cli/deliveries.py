@@ -12,7 +12,7 @@ from .. import tables
 from ..clock import rfc3339
 from ..store import DeliveryFilter, Page, Store
 from ..vocabulary import DeliveryStatus
-from .direct import known_subscription, run
+from .direct import known_subscription, known_tenant, run
 from .groups import DIRECT, app, deliveries_app
 from .output import (
     DRY_RUN_HELP,
@@ -25,6 +25,7 @@ from .output import (
     one_line,
     print_json,
     print_rows,
+    tenant_option,
     time_option,
     when,
 )
@@ -42,12 +43,15 @@ ONLY_SUBSCRIPTION = typer.Option(None, "--subscription", metavar="ID",
                                  help="only deliveries of this subscription")
 ONLY_EVENT_TYPE = typer.Option(None, "--event-type", metavar="TYPE",
                                help="only deliveries of this exact event type")
+ONLY_TENANT = tenant_option("only deliveries to this tenant's subscriptions (broadcasts it "
+                            "received included)")
 CREATED_SINCE = time_option("only deliveries created at or after this time")
 CREATED_UNTIL = time_option("only deliveries created before this time")
 
 DELIVERY_COLUMNS = [
     tables.Column("id"), tables.Column("status"), tables.Column("event type", whole=False),
-    tables.Column("subscription id"), tables.Column("attempts"), tables.Column("last code"),
+    tables.Column("subscription id"), tables.Column("tenant"), tables.Column("attempts"),
+    tables.Column("last code"),
     tables.Column("created (UTC)"), tables.Column("last error", whole=False)]
 
 
@@ -58,13 +62,14 @@ def _window(since: datetime | None, until: datetime | None) -> None:
 
 @deliveries_app.command("list", help=(
     "List deliveries, newest first.\n\n"
-    "Shows id, status, event type, subscription, attempts, the last status code, when it was "
-    "created (UTC) and the last error, each whole: a table when the terminal is wide enough, "
-    f"else one block per delivery.\n\n{DIRECT}"))
+    "Shows id, status, event type, subscription, tenant, attempts, the last status code, when "
+    "it was created (UTC) and the last error, each whole: a table when the terminal is wide "
+    f"enough, else one block per delivery.\n\n{DIRECT}"))
 def deliveries_list(
     status: DeliveryStatus | None = typer.Option(None, help="only deliveries in this status"),
     subscription: str | None = ONLY_SUBSCRIPTION,
     event_type: str | None = ONLY_EVENT_TYPE,
+    tenant: str | None = ONLY_TENANT,
     since: datetime | None = CREATED_SINCE,
     until: datetime | None = CREATED_UNTIL,
     limit: int = typer.Option(50, min=1, max=500, help="show at most this many (1 to 500)"),
@@ -78,7 +83,7 @@ def deliveries_list(
     async def body(store: Store) -> Page:
         return await store.list_deliveries(
             None, status=status, subscription_id=subscription,
-            event_type=event_type, since=since, until=until, limit=limit)
+            event_type=event_type, tenant_id=tenant, since=since, until=until, limit=limit)
 
     page = run(body)
     if as_json:
@@ -91,7 +96,7 @@ def deliveries_list(
         return
     print_rows(screen, DELIVERY_COLUMNS, [
         [row["id"], row["status"], row["event_type"], row["subscription_id"],
-         str(row["attempts"]), "" if row["last_status_code"] is None
+         row["tenant_id"] or "", str(row["attempts"]), "" if row["last_status_code"] is None
          else str(row["last_status_code"]), when(row["created_at"]), one_line(row["last_error"])]
         for row in page.rows])
     if page.next_cursor is not None:
@@ -107,6 +112,8 @@ def _matching(f: DeliveryFilter, number: int) -> str:
         words.append(f"of subscription {f.subscription_id}")
     if f.event_type is not None:
         words.append(f"of event type {f.event_type}")
+    if f.tenant_id is not None:
+        words.append(f"of tenant {f.tenant_id}")
     if f.since is not None:
         words.append(f"created at or after {when(f.since)} UTC")
     if f.until is not None:
@@ -115,7 +122,8 @@ def _matching(f: DeliveryFilter, number: int) -> str:
 
 
 @app.command(help=(
-    "Send matching deliveries again (default: the failed ones).\n\n"
+    "Send matching deliveries again (default: the failed ones; with --tenant, only that "
+    "tenant's).\n\n"
     "Each match goes back to pending with a fresh retry budget, and its next attempts carry "
     "trigger `replay`; a running worker sends them. Matches of a disabled subscription "
     "become held; deleted subscriptions are left alone. Counts the matches first (--dry-run "
@@ -126,6 +134,7 @@ def replay(
                                         help="replay deliveries in this status"),
     subscription: str | None = ONLY_SUBSCRIPTION,
     event_type: str | None = ONLY_EVENT_TYPE,
+    tenant: str | None = ONLY_TENANT,
     since: datetime | None = CREATED_SINCE,
     until: datetime | None = CREATED_UNTIL,
     batch: int = typer.Option(1000, min=1, max=10_000,
@@ -139,12 +148,16 @@ def replay(
 ) -> None:
     _window(since, until)
     chosen = DeliveryFilter(status=DeliveryStatus(status), subscription_id=subscription,
-                            event_type=event_type, since=since, until=until)
+                            event_type=event_type, tenant_id=tenant, since=since,
+                            until=until)
 
     async def body(store: Store) -> int | None:
         if subscription is not None:
             with known_subscription(subscription):
                 await store.get_subscription(subscription, None)
+        if tenant is not None:
+            with known_tenant():
+                await store.get_tenant(tenant)
         total: int = await store.count_replayable(chosen)
         if dry_run:
             return total
@@ -168,7 +181,7 @@ def replay(
         if as_json:
             print_json({"dry_run": True, "would_replay": done, "filter": {
                 "status": chosen.status, "subscription_id": subscription,
-                "event_type": event_type,
+                "event_type": event_type, "tenant_id": tenant,
                 "since": None if since is None else rfc3339(since),
                 "until": None if until is None else rfc3339(until)}})
         else:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..config import Settings
 from ..database import open_database
-from ..store import NotFound, Store
+from ..store import NotFound, Store, TenantNotFound
 
 T = TypeVar("T")
 
@@ -26,9 +26,11 @@ class OperatorError(Exception):
     """Ends a command with this one line on stderr and exit status 1."""
 
 
-def fail(message: str) -> NoReturn:
+def fail(message: str, status: int = 1) -> NoReturn:
+    """One line on stderr, then exit: 1 for what the operator can fix, 2 for input that can
+    never work (click's status for usage errors)."""
     typer.secho(f"error: {message}", err=True, fg="red")
-    raise typer.Exit(1)
+    raise typer.Exit(status)
 
 
 def safe_url(url: str) -> str:
@@ -75,6 +77,15 @@ def known_subscription(sub_id: str) -> Iterator[None]:
         yield
     except NotFound:
         raise OperatorError(f"no subscription {sub_id!r}") from None
+
+
+@contextmanager
+def known_tenant() -> Iterator[None]:
+    """The store's TenantNotFound as the operator's one-line error."""
+    try:
+        yield
+    except TenantNotFound as exc:
+        raise OperatorError(f"no tenant {exc.tenant_id!r}") from None
 
 
 def run(body: Callable[[Store], Awaitable[T]]) -> T:

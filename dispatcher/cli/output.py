@@ -15,6 +15,8 @@ from rich.console import Console
 
 from .. import tables
 from ..clock import as_utc
+from ..ids import TENANT_ID_RULE, is_tenant_id
+from .direct import fail
 
 DRY_RUN_HELP = "change nothing: print what would be {}, and how many"
 YES = typer.Option(False, "--yes", "-y",
@@ -86,3 +88,18 @@ def iso_time(value: str | datetime) -> datetime:
 def time_option(help_text: str) -> Any:
     return typer.Option(None, parser=iso_time, metavar="ISO-TIME",
                         help=f"{help_text} (ISO 8601; no zone = UTC)")
+
+
+def tenant_id(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """A tenant id given on the command line, checked: one line and status 2 if it cannot
+    be one (the API's rule, ``ids.is_tenant_id``)."""
+    if value is not None and not is_tenant_id(value):
+        label = "ID" if param.param_type_name == "argument" else param.opts[0]
+        fail(f"{label}: {value!r} is not a tenant id (a tenant id is "
+             f"{TENANT_ID_RULE})", status=2)
+    return value
+
+
+def tenant_option(help_text: str) -> Any:
+    return typer.Option(None, "--tenant", metavar="TENANT-ID", callback=tenant_id,
+                        help=help_text)

@@ -8,28 +8,30 @@ from .. import tables
 from ..store import Store
 from .direct import every_page, known_subscription, run
 from .groups import DIRECT, subscriptions_app
-from .output import api_schemas, console, print_json, print_rows, when
+from .output import api_schemas, console, print_json, print_rows, tenant_option, when
 
 SUBSCRIPTION_ID = typer.Argument(..., metavar="ID", help="the subscription's id (sub_…)")
 SUBSCRIPTION_COLUMNS = [
-    tables.Column("id"), tables.Column("state"), tables.Column("created (UTC)"),
-    tables.Column("url", whole=False), tables.Column("event types", whole=False)]
+    tables.Column("id"), tables.Column("state"), tables.Column("tenant"),
+    tables.Column("created (UTC)"), tables.Column("url", whole=False),
+    tables.Column("event types", whole=False)]
 
 
 @subscriptions_app.command("list", help=(
     "List every subscription, newest first (never their signing secrets).\n\n"
-    "Shows id, state (enabled, or disabled and why), when it was created (UTC), url and event "
-    "types, each whole: a table when the terminal is wide enough, else one block per "
+    "Shows id, state (enabled, or disabled and why), tenant, when it was created (UTC), url "
+    "and event types, each whole: a table when the terminal is wide enough, else one block per "
     "subscription."
     f"\n\n{DIRECT}"))
 def subscriptions_list(
+    tenant: str | None = tenant_option("only this tenant's subscriptions"),
     as_json: bool = typer.Option(
         False, "--json",
         help="print a JSON array on stdout with the API's Subscription fields, less the "
              "signing secret (left out on purpose)"),
 ) -> None:
     rows = run(lambda store: every_page(
-        lambda cursor: store.list_subscriptions(None, cursor, 500, "desc")))
+        lambda cursor: store.list_subscriptions(None, cursor, 500, "desc", tenant_id=tenant)))
     if as_json:
         out = api_schemas().SubscriptionOut
         print_json([out.of(row).model_dump(mode="json", exclude={"secret"}) for row in rows])
@@ -40,7 +42,7 @@ def subscriptions_list(
         return
     print_rows(screen, SUBSCRIPTION_COLUMNS, [
         [row["id"], "enabled" if row["enabled"] else f"disabled ({row['disabled_reason']})",
-         when(row["created_at"]), row["url"], ", ".join(row["event_types"])]
+         row["tenant_id"] or "", when(row["created_at"]), row["url"], ", ".join(row["event_types"])]
         for row in rows])
 
 

@@ -94,9 +94,29 @@ class Tenants(StoreBase):
         rows = rows[:limit]
         return Page(rows, rows[-1]["id"] if more and rows else None)
 
-    async def delete_tenant(self, tenant_id: str) -> None:
+    async def count_tenant_holdings(self, tenant_id: str) -> dict[str, int]:
+        """What ``delete_tenant`` would take now: its live ``subscriptions``, their open
+        ``deliveries`` (cancelled) and its live ``keys``; ``TenantNotFound`` if none."""
+        s, d, k = subscription_table, delivery_table, api_key_table
+        counts = {
+            "subscriptions": sa.select(sa.func.count()).select_from(s).where(
+                s.c.tenant_id == tenant_id, s.c.deleted_at.is_(None)),
+            "deliveries": sa.select(sa.func.count()).select_from(d).where(
+                d.c.tenant_id == tenant_id, d.c.status.in_(OPEN_STATUSES)),
+            "keys": sa.select(sa.func.count()).select_from(k).where(
+                k.c.tenant_id == tenant_id, k.c.deleted_at.is_(None)),
+        }
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(
+                _t.c.id, *(q.scalar_subquery().label(n) for n, q in counts.items()),
+            ).where(_t.c.id == tenant_id))).first()
+        if row is None:
+            raise TenantNotFound(tenant_id)
+        return {name: int(row._mapping[name]) for name in counts}
+
+    async def delete_tenant(self, tenant_id: str) -> dict[str, int]:
         """Delete the tenant, its subscriptions (their open deliveries cancelled) and its
-        keys, in one transaction."""
+        keys, in one transaction; how many of each (as ``count_tenant_holdings``)."""
         s, d, k = subscription_table, delivery_table, api_key_table
         now = utcnow()
         async with self.writer.begin() as conn:
@@ -107,14 +127,16 @@ class Tenants(StoreBase):
                 sa.update(_t).where(_t.c.id == tenant_id, LIVE).values(deleted_at=now))
             if gone.rowcount == 0:
                 raise TenantNotFound(tenant_id)
-            await conn.execute(
+            subscriptions = (await conn.execute(
                 sa.update(s).where(s.c.tenant_id == tenant_id, s.c.deleted_at.is_(None))
-                .values(deleted_at=now, enabled=False, updated_at=now))
-            await conn.execute(
+                .values(deleted_at=now, enabled=False, updated_at=now))).rowcount
+            deliveries = (await conn.execute(
                 sa.update(d).where(d.c.tenant_id == tenant_id, d.c.status.in_(OPEN_STATUSES))
-                .values(status=DeliveryStatus.CANCELLED, next_attempt_at=None, updated_at=now))
+                .values(status=DeliveryStatus.CANCELLED, next_attempt_at=None,
+                        updated_at=now))).rowcount
             keys = (await conn.execute(
                 sa.update(k).where(k.c.tenant_id == tenant_id, k.c.deleted_at.is_(None))
                 .values(deleted_at=now).returning(k.c.id))).scalars().all()
         for key_id in keys:
             self._forget_key(key_id)
+        return {"subscriptions": subscriptions, "deliveries": deliveries, "keys": len(keys)}

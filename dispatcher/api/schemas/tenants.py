@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from ...tenant_limits import MAX_METADATA_BYTES, metadata_size
 from .common import EXAMPLE_TENANT, EXAMPLE_TIME, Strict, Text, check_text
 
-MAX_METADATA_BYTES = 16 * 1024
 NAME_TEXT = "a name for people, at most 200 characters; null: none"
 METADATA_TEXT = ("your own data about the tenant, a JSON object of at most 16 KiB, kept and "
                  "shown as it is")
@@ -27,7 +26,7 @@ class TenantIn(Strict):
     @field_validator("metadata")
     @classmethod
     def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        size = metadata_size(value)
         if size > MAX_METADATA_BYTES:
             raise ValueError(f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are kept")
         return value
