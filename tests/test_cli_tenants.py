@@ -67,7 +67,7 @@ def everything(url: str) -> list[list[Any]]:
     """Every row that a tenant command could change, to compare before and after."""
     return [[tuple(r) for r in rows(url, f"SELECT {columns} FROM {table} ORDER BY id")]
             for table, columns in [
-                ("tenant", "id, name, updated_at"),
+                ("tenant", "id, name, updated_at, deleted_at"),
                 ("subscription", "id, enabled, deleted_at, updated_at"),
                 ("delivery", "id, status, updated_at"),
                 ("api_key", "id, deleted_at")]]
@@ -207,7 +207,7 @@ def test_tenants_delete_takes_only_that_tenants_things(database_url: str) -> Non
     out = ok(database_url, "tenants", "delete", "acme")  # a script: no terminal, no question
     assert out == ("deleted tenant acme, 1 subscription (their 2 open deliveries cancelled) "
                    "and 1 key\n")
-    assert count_of(database_url, "tenant", "id = 'acme'") == 0
+    assert count_of(database_url, "tenant", "id = 'acme' AND deleted_at IS NULL") == 0
     assert count_of(database_url, "subscription", "deleted_at IS NOT NULL") == 1
     assert scalar(database_url, "SELECT deleted_at FROM subscription WHERE id = :s",
                   s=acme_sub) is not None
@@ -241,11 +241,11 @@ def test_tenants_delete_asks_in_a_terminal_unless_yes(database_url: str) -> None
 
     status, out = in_terminal(database_url, "tenants", "delete", "acme", answer="y")
     assert status == 0 and "deleted tenant acme, 1 subscription" in out
-    assert count_of(database_url, "tenant", "id = 'acme'") == 0
+    assert count_of(database_url, "tenant", "id = 'acme' AND deleted_at IS NULL") == 0
 
     status, out = in_terminal(database_url, "tenants", "delete", LONG_TENANT, "--yes")
     assert status == 0 and "[y/N]" not in out and f"deleted tenant {LONG_TENANT}" in out
-    assert count_of(database_url, "tenant") == 0
+    assert count_of(database_url, "tenant", "deleted_at IS NULL") == 0
 
     status, out = in_terminal(database_url, "tenants", "delete", "acme")
     assert status == 1 and "[y/N]" not in out and "error: no tenant 'acme'" in out

@@ -109,7 +109,7 @@ class Tenants(StoreBase):
         async with self.engine.connect() as conn:
             row = (await conn.execute(sa.select(
                 _t.c.id, *(q.scalar_subquery().label(n) for n, q in counts.items()),
-            ).where(_t.c.id == tenant_id))).first()
+            ).where(_t.c.id == tenant_id, LIVE))).first()
         if row is None:
             raise TenantNotFound(tenant_id)
         return {name: int(row._mapping[name]) for name in counts}
@@ -127,13 +127,14 @@ class Tenants(StoreBase):
                 sa.update(_t).where(_t.c.id == tenant_id, LIVE).values(deleted_at=now))
             if gone.rowcount == 0:
                 raise TenantNotFound(tenant_id)
-            subscriptions = (await conn.execute(
-                sa.update(s).where(s.c.tenant_id == tenant_id, s.c.deleted_at.is_(None))
-                .values(deleted_at=now, enabled=False, updated_at=now))).rowcount
+            # Deliveries before subscriptions, the order recording takes them in: no deadlock.
             deliveries = (await conn.execute(
                 sa.update(d).where(d.c.tenant_id == tenant_id, d.c.status.in_(OPEN_STATUSES))
                 .values(status=DeliveryStatus.CANCELLED, next_attempt_at=None,
                         updated_at=now))).rowcount
+            subscriptions = (await conn.execute(
+                sa.update(s).where(s.c.tenant_id == tenant_id, s.c.deleted_at.is_(None))
+                .values(deleted_at=now, enabled=False, updated_at=now))).rowcount
             keys = (await conn.execute(
                 sa.update(k).where(k.c.tenant_id == tenant_id, k.c.deleted_at.is_(None))
                 .values(deleted_at=now).returning(k.c.id))).scalars().all()
