@@ -75,6 +75,9 @@ def backlog_rows(publisher: str, subscription_ids: Sequence[str], total: int) ->
             "payload": encode_payload(EVENT_TYPE, now, {"backlog": j, "amount": 4200}),
             "publisher": publisher,
             "idempotency_key": None,
+            "tenant_id": None,
+            # NOT NULL: a missing column is bound as NULL here, not as its server default.
+            "broadcast": False,
             "created_at": now,
         }
         chosen = subscription_ids[: min(per_event, total - j * per_event)]
