@@ -7,7 +7,8 @@ tenant-targeted events runs at >= 0.9 x the rate of tenant-less events fanning o
 subscriptions, in one run. Per engine, one fresh database is filled directly
 (``bulk.insert_rows``, seconds): the tenants, 3 enabled subscriptions each (copies of a row
 that ``Store.create_subscription`` made, new ids, their tenant set) and 3 subscriptions of no
-tenant; then ANALYZE (VACUUM ANALYZE on PostgreSQL), as a database in use would have.
+tenant; on PostgreSQL then VACUUM ANALYZE, as autovacuum would soon do (SQLite gets no
+statistics: dispatcher never runs ANALYZE).
 
 Against one running ``dispatcher api`` on defaults, ``load.py`` (N events, C at a time, after
 a warm-up of C) alternates, for R rounds:
