@@ -6,7 +6,9 @@
 ``concurrency`` tasks share one ``aiohttp.ClientSession`` (a connector of that many
 keep-alive connections) and pull request numbers from one counter. ``{i}`` in the body is
 replaced by the request's number, so every request is different (events differ); the
-bodies are made before the clock starts. A warm-up of ``concurrency`` requests (numbered
+bodies are made before the clock starts. With ``--pick K``, ``{r}`` is replaced by a number
+drawn at random in ``[0, K)`` per request (seeded by ``--seed``: the same draw every run),
+e.g. one of K tenants. A warm-up of ``concurrency`` requests (numbered
 after the timed ones, not timed) opens the connections first.
 
 It prints one JSON line: ``n``, ``concurrency``, ``warmup``, ``seconds``, ``per_second``,
@@ -25,6 +27,7 @@ import argparse
 import asyncio
 import json
 import math
+import random
 import subprocess
 import sys
 import time
@@ -34,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 COUNTER = "{i}"
+PICK = "{r}"
 SAMPLE_BYTES = 2000
 SCRIPT = str(Path(__file__).resolve())
 
@@ -50,14 +54,27 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
+def make_bodies(template: str, count: int, pick: int = 0, seed: int = 0) -> list[bytes]:
+    """``count`` bodies: ``{i}`` is the body's number, ``{r}`` (with ``pick``) a seeded
+    random number in ``[0, pick)``."""
+    draw = random.Random(seed)
+    bodies = []
+    for i in range(count):
+        body = template.replace(COUNTER, str(i))
+        if pick:
+            body = body.replace(PICK, str(draw.randrange(pick)))
+        bodies.append(body.encode())
+    return bodies
+
+
 async def _load(url: str, n: int, concurrency: int, headers: dict[str, str], template: str,
-                expect: int, deadline: float) -> dict[str, Any]:
+                expect: int, deadline: float, pick: int = 0, seed: int = 0) -> dict[str, Any]:
     import aiohttp
 
     warmup = concurrency
     # Numbered 0..n-1 timed, then n..n+warmup-1 for the warm-up: all distinct.
-    if COUNTER in template:
-        bodies = [template.replace(COUNTER, str(i)).encode() for i in range(n + warmup)]
+    if COUNTER in template or (pick and PICK in template):
+        bodies = make_bodies(template, n + warmup, pick, seed)
     else:
         bodies = [template.encode()] * (n + warmup)
     statuses: Counter[int] = Counter()
@@ -131,12 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--header", type=_header, action="append", default=[],
                         help="'name: value', repeatable")
     parser.add_argument("--body", default="{}", help=f"the body; {COUNTER} is the request number")
+    parser.add_argument("--pick", type=int, default=0,
+                        help=f"{PICK} in the body: a random number in [0, PICK) per request")
+    parser.add_argument("--seed", type=int, default=0, help="the seed of --pick's draw")
     parser.add_argument("--content-type", default="application/json")
     parser.add_argument("--expect", type=int, default=202, help="the status every answer has")
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds, warm-up included")
     args = parser.parse_args(argv)
-    if args.n < 1 or args.concurrency < 1 or args.deadline <= 0:
-        parser.error("--n, --concurrency and --deadline must be positive")
+    if args.n < 1 or args.concurrency < 1 or args.deadline <= 0 or args.pick < 0:
+        parser.error("--n, --concurrency and --deadline must be positive, --pick not negative")
     target = urlsplit(args.url)
     if target.scheme != "http" or target.hostname != "127.0.0.1":
         parser.error("only http://127.0.0.1 may be loaded")
@@ -149,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = asyncio.run
     try:
         result = runner(_load(args.url, args.n, args.concurrency, headers, args.body,
-                              args.expect, args.deadline))
+                              args.expect, args.deadline, args.pick, args.seed))
     except TimeoutError:
         result = {"error": f"not done within the deadline of {args.deadline:g} s"}
     except Exception as exc:  # noqa: BLE001 - said on the one line, and a failed exit
@@ -162,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
 
 async def run_load(url: str, n: int, concurrency: int, *, headers: dict[str, str] | None = None,
                    body: str = "{}", expect: int = 202, deadline: float = 120.0,
-                   ) -> dict[str, Any]:
+                   pick: int = 0, seed: int = 0) -> dict[str, Any]:
     """Run this file as a process of its own; its JSON line. ``LoadError`` on any failure."""
     argv = [sys.executable, SCRIPT, "--url", url, "--n", str(n),
             "--concurrency", str(concurrency), "--body", body, "--expect", str(expect),
-            "--deadline", str(deadline)]
+            "--deadline", str(deadline), "--pick", str(pick), "--seed", str(seed)]
     for name, value in (headers or {}).items():
         argv += ["--header", f"{name}: {value}"]
     process = await asyncio.create_subprocess_exec(

@@ -75,7 +75,8 @@ def ratios(results: list[Result]) -> list[tuple[str, float]]:
         pairs += [(delivery, base, c) for base in
                   ("bare-httpx", "bare-aiohttp", "httpx-over-aiohttp")]
         pairs += [(f"dispatcher-ingest ({engine})", "bare-fastapi", None),
-                  (f"backlog-1m ({engine})", f"backlog-empty ({engine})", None)]
+                  (f"backlog-1m ({engine})", f"backlog-empty ({engine})", None),
+                  (f"tenant-ingest ({engine})", f"tenant-less-ingest ({engine})", None)]
     out = []
     for a, b, conc in pairs:
         value = _ratio(results, a, b, conc)
@@ -85,7 +86,7 @@ def ratios(results: list[Result]) -> list[tuple[str, float]]:
 
 
 def checks(results: list[Result]) -> list[Check]:
-    """The targets of issue 6, each with this run's figure."""
+    """The targets of issue 6 (and issue 14's tenants row), each with this run's figure."""
     c = MAIN_CONCURRENCY
     out = [
         Check(f"delivery: dispatcher-delivery (sqlite) / bare-httpx, C={c}",
@@ -115,6 +116,13 @@ def checks(results: list[Result]) -> list[Check]:
         out.append(Check(f"backlog of {backlog}: rate / empty-backlog rate ({engine})",
                          _ratio(results, f"backlog-1m ({engine})", f"backlog-empty ({engine})"),
                          ">=", 0.8))
+    for engine in ("sqlite", "postgresql"):
+        # Issue 14: an event for one of many tenants is taken about as fast as one of none.
+        r = _find(results, f"tenant-ingest ({engine})")
+        tenants = f"{r.extra.get('tenants', 0):,}" if r else "100,000"
+        out.append(Check(f"tenants: ingest, 1 of {tenants} tenants / tenant-less ({engine})",
+                         _ratio(results, f"tenant-ingest ({engine})",
+                                f"tenant-less-ingest ({engine})"), ">=", 0.9))
     return out
 
 

@@ -9,7 +9,9 @@ Parts, in order (``--only`` picks some, comma-separated):
   ``dispatcher-delivery`` per engine, at each concurrency (``benchmarks/delivery.py``);
 - ``ingest``: ``bare-fastapi`` and ``dispatcher-ingest`` per engine
   (``benchmarks/ingest.py``);
-- ``latency``, ``fanout``, ``backlog`` per engine (``benchmarks/scenarios.py``).
+- ``latency``, ``fanout``, ``backlog`` per engine (``benchmarks/scenarios.py``);
+- ``tenants``: ``tenant-less-ingest`` and ``tenant-ingest`` per engine, 100,000 tenants of 3
+  subscriptions each (``benchmarks/tenants.py``).
 
 It prints each figure as it comes, then the ratios and the targets of issue 6, and writes
 ``DIR/benchmark.json`` and ``DIR/throughput.png`` (default ``docs/benchmarks``); with
@@ -30,11 +32,11 @@ from pathlib import Path
 
 from dispatcher.cli import run_loop
 
-from . import delivery, ingest, report, scenarios
+from . import delivery, ingest, report, scenarios, tenants
 from .common import Result, postgres_problem
 from .receiver import Receiver
 
-PARTS = ("delivery", "ingest", "latency", "fanout", "backlog")
+PARTS = ("delivery", "ingest", "latency", "fanout", "backlog", "tenants")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -79,6 +81,10 @@ async def measure(args: argparse.Namespace, report_one: Callable[[Result], None]
         if "backlog" in args.only:
             keep(*await (scenarios.backlog(engine, 20_000, 2_000) if args.quick
                          else scenarios.backlog(engine)))
+        if "tenants" in args.only:
+            keep(*await tenants.tenant_ingest(
+                engine, 1_000 if args.quick else 100_000, args.ingest_n,
+                args.ingest_concurrency, 3 if args.quick else 5))
     return results, engines
 
 

@@ -19,6 +19,7 @@ EXPECTED = {
     "bare-httpx", "bare-aiohttp", "httpx-over-aiohttp", "dispatcher-delivery (sqlite)",
     "bare-fastapi", "dispatcher-ingest (sqlite)", "latency (sqlite)", "fan-out (sqlite)",
     "backlog-empty (sqlite)", "backlog-1m (sqlite)",
+    "tenant-less-ingest (sqlite)", "tenant-ingest (sqlite)",
 }
 
 
@@ -39,11 +40,16 @@ def test_quick_benchmark_runs_every_part(tmp_path):
     latency = by_name["latency (sqlite)"]["extra"]
     assert latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
     assert by_name["backlog-1m (sqlite)"]["extra"]["peak_rss_mb"] > 0
+    tenants = by_name["tenant-ingest (sqlite)"]["extra"]
+    assert tenants["tenants"] == 1_000 and tenants["rounds"] == 3
+    assert len(tenants["round_rates"]) == 3 and tenants["vs_tenant_less"] > 0
     # Every target of the issue is evaluated; on SQLite each one has a figure.
     sqlite_targets = [t for t in report["targets"] if "postgresql" not in t["what"]]
-    assert len(report["targets"]) == 12
+    assert len(report["targets"]) == 14
     assert all(t["value"] is not None and t["met"] in (True, False) for t in sqlite_targets)
     assert any("dispatcher-delivery (sqlite) / bare-aiohttp" in r["ratio"]
+               for r in report["ratios"])
+    assert any("tenant-ingest (sqlite) / tenant-less-ingest (sqlite)" in r["ratio"]
                for r in report["ratios"])
     assert report["machine"]["cores"] >= 1
     png = (tmp_path / "throughput.png").read_bytes()
