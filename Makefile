@@ -18,8 +18,12 @@ install: $(STAMP)
 run: install
 	$(BIN)/dispatcher serve
 
+# Two pytest-xdist workers; tests marked xdist_group("heavy") run one after another on one of
+# them (conftest.py). TEST_WORKERS=0 runs in this process; PYTEST_ARGS are passed on.
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

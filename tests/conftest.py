@@ -14,6 +14,12 @@ from .databases import POSTGRES_ADMIN_URL, Databases, postgres_problem
 from .harness import AppServer
 from .pgcluster import pg_cluster  # noqa: F401 - a PostgreSQL server of the test's own
 
+# `make test` runs the suite on pytest-xdist workers (--dist loadgroup). Each worker has its
+# own session fixtures: its own template databases (named by its pid, databases.py) and free
+# ports of its own (harness.free_port). Tests marked xdist_group("heavy") start several
+# processes or a PostgreSQL server each and load the machine for tens of seconds: they all run
+# on one worker, one after another, so that no two of them load the machine at once.
+
 ADMIN_TOKEN = "test-admin-token-0123456789"
 # Settings every test server starts from: fast retries, private targets allowed.
 TEST_SETTINGS: dict[str, object] = {

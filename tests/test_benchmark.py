@@ -24,6 +24,7 @@ EXPECTED = {
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("heavy")  # see conftest.py
 def test_quick_benchmark_runs_every_part(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],

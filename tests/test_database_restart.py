@@ -182,6 +182,7 @@ def _not_ok(status: int, _: str) -> bool:
     return status not in (200, 202)  # all must be 503s: asserted at the end
 
 
+@pytest.mark.xdist_group("heavy")  # see conftest.py
 def test_postgres_restart_under_load_answers_202_or_503_and_loses_nothing(pg_cluster,
                                                                            tmp_path):
     url = pg_cluster.create_database("dispatcher")

@@ -16,7 +16,7 @@ PROTOCOL_TROUBLE = (
     "unclosed", "Traceback", "Task was destroyed",
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("heavy")]  # see conftest.py
 
 
 async def _burst(base: str, sub_id: str, count: int) -> list[httpx.Response]:

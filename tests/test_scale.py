@@ -19,6 +19,7 @@ EVENTS = 100  # x 30 subscriptions = 3,000 deliveries
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("heavy"),  # conftest.py: at most one heavy test at a time
     pytest.mark.parametrize("engine", ["postgresql"], indirect=True),
 ]
 
