@@ -28,7 +28,7 @@ PROCESS_ENV = {
     "DISPATCHER_MAX_IN_FLIGHT_PER_SUBSCRIPTION": "2",
 }
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("heavy")]  # see conftest.py
 
 
 def owner_of(worker: WorkerProcess) -> str:
