@@ -134,17 +134,20 @@ class Subscriptions(StoreBase):
         s, d = subscription_table, delivery_table
         now = utcnow()
         async with self.writer.begin() as conn:
-            stmt = sa.update(s).where(s.c.id == sub_id, s.c.deleted_at.is_(None))
+            live = sa.select(s.c.id).where(s.c.id == sub_id, s.c.deleted_at.is_(None))
             if scope is not None:
-                stmt = stmt.where(scope.subscriptions(s))
-            result = await conn.execute(stmt.values(deleted_at=now, enabled=False, updated_at=now))
-            if result.rowcount == 0:
-                raise NotFound(sub_id)
+                live = live.where(scope.subscriptions(s))
+            # Deliveries before the subscription, the order recording takes them in: a
+            # deletion and a recording never wait for each other in a circle (a deadlock).
             await conn.execute(
                 sa.update(d)
-                .where(d.c.subscription_id == sub_id, d.c.status.in_(OPEN_STATUSES))
+                .where(d.c.subscription_id.in_(live), d.c.status.in_(OPEN_STATUSES))
                 .values(status=DeliveryStatus.CANCELLED, next_attempt_at=None, updated_at=now)
             )
+            result = await conn.execute(sa.update(s).where(s.c.id.in_(live))
+                                        .values(deleted_at=now, enabled=False, updated_at=now))
+            if result.rowcount == 0:
+                raise NotFound(sub_id)
 
     async def rotate_secret(
         self, sub_id: str, scope: Scope | None, grace_seconds: float, new_secret: str | None
