@@ -130,25 +130,35 @@ def _insert_sql(table: sa.Table) -> str:
             f"VALUES ({', '.join('?' for _ in names)})")
 
 
-def _load_sqlite(path: str, batches: Iterator[Batch]) -> None:
-    from sqlalchemy.dialects import sqlite
-
-    events, deliveries = _bound_rows(batches, sqlite.dialect())
+def _write_sqlite(path: str, fill: Callable[[sqlite3.Connection], None]) -> None:
+    """``fill`` in one transaction of a connection of its own, folded into the file after."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     try:
         conn.execute("PRAGMA cache_size=-262144")  # this connection only: 256 MB
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_insert_sql(delivery_table), deliveries)
-            conn.executemany(_insert_sql(event_table), events)
+            fill(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        # Fold the big transaction into the database file now, not during the measurement.
+        # Into the database file now, not during the measurement. No ANALYZE: dispatcher
+        # never runs it, so a real SQLite database has no statistics.
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+
+
+def _load_sqlite(path: str, batches: Iterator[Batch]) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    events, deliveries = _bound_rows(batches, sqlite.dialect())
+
+    def fill(conn: sqlite3.Connection) -> None:
+        conn.executemany(_insert_sql(delivery_table), deliveries)
+        conn.executemany(_insert_sql(event_table), events)
+
+    _write_sqlite(path, fill)
 
 
 async def _load_postgresql(url: str, batches: Iterator[Batch]) -> float:
@@ -199,22 +209,13 @@ def _insert_sqlite(path: str, tables: Sequence[Rows]) -> None:
     from sqlalchemy.dialects import sqlite
 
     dialect = sqlite.dialect()
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    try:
-        conn.execute("PRAGMA cache_size=-262144")  # this connection only: 256 MB
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for table, rows in tables:
-                bind = _converter(table, dialect)
-                conn.executemany(_insert_sql(table), (bind(r) for r in rows))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        # No ANALYZE: dispatcher never runs it, so a real SQLite database has no statistics.
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
+
+    def fill(conn: sqlite3.Connection) -> None:
+        for table, rows in tables:
+            bind = _converter(table, dialect)
+            conn.executemany(_insert_sql(table), (bind(r) for r in rows))
+
+    _write_sqlite(path, fill)
 
 
 async def _insert_postgresql(url: str, tables: Sequence[Rows]) -> None:
