@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 
 from ...clock import utcnow
 from ...probe import send_test
-from ...store import DeliveryFilter, TenantNotFound
+from ...store import DeliveryFilter
 from ...targets import AddressGuard, InvalidTarget, check_url
 from ...vocabulary import DeliveryStatus, Role
 from ..auth import Admin, Caller, StoreDep, SubscriberOrAdmin
@@ -38,11 +38,8 @@ TOO_MANY = ("too_many_subscriptions: the key owns DISPATCHER_MAX_SUBSCRIPTIONS_P
 def _tenant_for(who: Caller, asked: str | None) -> str | None:
     """The tenant a new subscription belongs to: an admin names any (or none); a scoped key
     makes its own tenant's; to an unscoped subscriber every tenant is unknown."""
-    if who.role == Role.ADMIN:
-        return asked
-    if asked is not None and asked != who.tenant_id:
-        raise TenantNotFound(asked)
-    return who.tenant_id
+    named = who.tenant_filter(asked)
+    return named if who.role == Role.ADMIN else who.tenant_id
 
 
 def _checked_url(request: Request, url: str) -> str:

@@ -66,8 +66,7 @@ async def get_tenant(
     tenant_id: TenantPath, store: StoreDep,
     who: Annotated[Caller, Depends(allow(Role.ADMIN, Role.SUBSCRIBER))],
 ) -> dict[str, Any]:
-    if who.role != Role.ADMIN and who.tenant_id != tenant_id:
-        raise TenantNotFound(tenant_id)
+    who.tenant_filter(tenant_id)  # to a key not scoped to it, the tenant does not exist
     return await store.get_tenant(named(tenant_id))
 
 
