@@ -67,9 +67,13 @@ class StoreBase:
     ) -> Page:
         if cursor is not None:
             stmt = stmt.where(id_col > cursor if order == "asc" else id_col < cursor)
-        stmt = stmt.order_by(id_col.asc() if order == "asc" else id_col.desc()).limit(limit + 1)
+        return await self._ordered_page(
+            stmt.order_by(id_col.asc() if order == "asc" else id_col.desc()), limit)
+
+    async def _ordered_page(self, stmt: sa.Select[Any], limit: int) -> Page:
+        """``limit`` rows of ``stmt`` (ordered already); the cursor is the last row's id."""
         async with self.engine.connect() as conn:
-            rows = [row_dict(r) for r in await conn.execute(stmt)]
+            rows = [row_dict(r) for r in await conn.execute(stmt.limit(limit + 1))]
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(rows, rows[-1]["id"] if more and rows else None)

@@ -88,11 +88,7 @@ class Tenants(StoreBase):
             stmt = stmt.order_by(_t.c.created_at.desc(), _t.c.id.desc())
         else:
             stmt = stmt.order_by(_t.c.created_at.asc(), _t.c.id.asc())
-        async with self.engine.connect() as conn:
-            rows = [row_dict(r) for r in await conn.execute(stmt.limit(limit + 1))]
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(rows, rows[-1]["id"] if more and rows else None)
+        return await self._ordered_page(stmt, limit)
 
     async def count_tenant_holdings(self, tenant_id: str) -> dict[str, int]:
         """What ``delete_tenant`` would take now: its live ``subscriptions``, their open
