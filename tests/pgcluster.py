@@ -41,6 +41,9 @@ def cluster_problem() -> str | None:
     return None
 
 
+SESSION_NAME = "held_open"  # the application_name of PgCluster.session()
+
+
 class PgCluster:
     """One PostgreSQL server: ``start``, ``stop``, ``restart``; removed on exit."""
 
@@ -106,10 +109,11 @@ class PgCluster:
 
     def session(self) -> subprocess.Popen[str]:
         """An interactive ``psql`` session over the Unix socket, idle until its stdin gets
-        SQL; it ends when stdin is closed. It holds a "smart" shutdown open."""
+        SQL; it ends when stdin is closed. It holds a "smart" shutdown open. Its
+        ``application_name`` is ``SESSION_NAME``, to tell it from the service's own sessions."""
         return subprocess.Popen(
             [*self.as_postgres, str(BIN / "psql"), "-h", str(self.folder), "-p", str(self.port),
-             "-U", "postgres", "-d", "postgres", "-q"],
+             "-U", "postgres", "-d", f"dbname=postgres application_name={SESSION_NAME}", "-q"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             text=True)
 

@@ -27,7 +27,7 @@ from .harness import (
     free_port,
     poll,
 )
-from .pgcluster import PgCluster
+from .pgcluster import SESSION_NAME, PgCluster
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,9 @@ def _shutting_down(cluster: PgCluster) -> Iterator[subprocess.Popen[str]]:
     system is shutting down" (asyncpg's CannotConnectNowError)."""
     session = cluster.session()
     try:
-        poll(lambda: _sessions(cluster) >= 1, 10, message="the idle session is open")
+        # Our own session, not the service's: under load those are open already.
+        poll(lambda: _sessions(cluster, SESSION_NAME) >= 1, 10,
+             message="the idle session is open")
         cluster.stop("smart", wait=False)
         poll(lambda: "shutting down" in _connect_error(cluster), 10,
              message="the server refuses new connections as shutting down")
@@ -106,9 +108,9 @@ def _accepted(answer: httpx.Response) -> httpx.Response | None:
     return answer if answer.status_code == 202 else None
 
 
-def _sessions(cluster: PgCluster) -> int:
+def _sessions(cluster: PgCluster, name: str) -> int:
     out = cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
-                       "'client backend' AND pid <> pg_backend_pid()")
+                       f"'client backend' AND application_name = '{name}'")
     return int(out.strip() or 0)
 
 
