@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,8 +61,35 @@ class Settings(BaseSettings):
     # The operator dashboard at /ui (admin keys log in); its sessions last this long.
     ui_enabled: bool = True
     ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Where browsers reach this service (scheme://host[:port]): the portal links' host.
+    # Unset: http://HOST:PORT.
+    public_url: str | None = None
+    # The tenant portal (/portal), opened by links from POST /v1/tenants/{id}/portal-links.
+    portal_enabled: bool = True
+    # Its name in the page title and header, and its colour.
+    portal_title: str = Field(default="Webhooks", min_length=1, max_length=80)
+    portal_accent: str = Field(default="#2f5fb3", pattern=r"^#[0-9A-Fa-f]{6}$")
     # `dispatcher worker` has no API: when set, it serves its own /metrics on this port.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or \
+                parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("public_url is scheme://host[:port] (http or https), with no path, "
+                             "e.g. https://hooks.example.com")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def public_origin(self) -> str:
+        """Where browsers reach this service: ``public_url``, or else http://HOST:PORT."""
+        if self.public_url is not None:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @field_validator("retry_schedule", mode="before")
     @classmethod

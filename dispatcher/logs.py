@@ -23,7 +23,7 @@ from .config import Settings
 FIELDS = (
     "event_id", "delivery_id", "subscription_id", "attempt_id", "number", "trigger",
     "status_code", "duration_ms", "outcome", "delivery_status", "next_attempt_at",
-    "deliveries", "error", "key_id", "replayed",
+    "deliveries", "error", "key_id", "replayed", "tenant_id", "portal_link_id",
 )
 # An error text may quote a URL (a redirect's location): keep scheme and host only, as the
 # path or query may be a credential.

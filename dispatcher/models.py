@@ -169,6 +169,22 @@ class Attempt(SQLModel, table=True):
     outcome: str = Field(max_length=16)
 
 
+class PortalLink(SQLModel, table=True):
+    """A link into a tenant's portal (``store/portal_links.py``): its secret is kept only as
+    a hash; revoking it, or deleting the tenant, ends its sessions at once."""
+
+    __tablename__ = "portal_link"
+    __table_args__ = (sa.Index("ix_portal_link_tenant_id", "tenant_id"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(max_length=TENANT_ID_LENGTH)
+    token_hash: str = Field(max_length=64, unique=True)
+    read_only: bool = False
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
 # The Core tables the store queries (the classes above only declare them).
 tenant_table = SQLModel.metadata.tables[Tenant.__tablename__]
 api_key_table = SQLModel.metadata.tables[ApiKey.__tablename__]
@@ -176,3 +192,4 @@ subscription_table = SQLModel.metadata.tables[Subscription.__tablename__]
 event_table = SQLModel.metadata.tables[Event.__tablename__]
 delivery_table = SQLModel.metadata.tables[Delivery.__tablename__]
 attempt_table = SQLModel.metadata.tables[Attempt.__tablename__]
+portal_link_table = SQLModel.metadata.tables[PortalLink.__tablename__]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
@@ -129,3 +130,8 @@ class AddressGuard:
     def check(self, address: str) -> None:
         if not self.permits(address):
             raise BlockedAddress(address)
+
+
+def guard_for(settings: Any) -> AddressGuard:
+    """The guard ``settings`` (``Settings``) ask for: at creation as at connect time."""
+    return AddressGuard(settings.allow_private_targets, settings.allowed_cidrs)

@@ -20,7 +20,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from .config import Settings
-from .targets import AddressGuard, BlockedAddress
+from .targets import AddressGuard, BlockedAddress, guard_for
 
 
 class _NoCookies(httpx.Cookies):
@@ -47,7 +47,7 @@ class DeliveryClient(httpx.AsyncClient):
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
     # Per-operation timeouts are a backstop; each attempt has one overall deadline too.
     timeout = httpx.Timeout(settings.delivery_timeout_seconds)
-    guard = AddressGuard(settings.allow_private_targets, settings.allowed_cidrs)
+    guard = guard_for(settings)
     transport: httpx.AsyncBaseTransport
     if settings.http_transport == "aiohttp":
         transport = AiohttpTransport(client=lambda: _aiohttp_session(settings, guard))

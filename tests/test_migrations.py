@@ -184,7 +184,7 @@ def test_a_populated_0004_database_upgrades_to_tenants_and_keeps_working(databas
         old = _fill_at_0004(url, receiver.url)
         before = _snapshot(url)
         migrate.upgrade(url)
-        assert scalar(url, "SELECT version_num FROM alembic_version") == "0005" == migrate.head()
+        assert scalar(url, "SELECT version_num FROM alembic_version") == migrate.head()
 
         # Every row is still there, with its values; none has a tenant, no event a broadcast.
         after = _snapshot(url)

@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     errors.install(app)
     # The dashboard's pages post HTML forms; the API takes JSON only.
     app.add_middleware(BodyLimits, max_bytes=settings.max_payload_bytes,
-                       forms_under=("/ui/",) if settings.ui_enabled else ())
+                       forms_under=("/ui/", "/portal/"))
     # Added last, so outermost: the deadline covers reading the body too.
     app.add_middleware(RequestDeadline, seconds=settings.api_request_timeout_seconds)
     # Routes are matched in order, one by one: ingest, the hot path, comes first.
@@ -96,8 +96,8 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     app.include_router(health.router)
     app.include_router(metrics.router)
     docs.mount(app)
-    if settings.ui_enabled:
+    if settings.ui_enabled or settings.portal_enabled:
         from ..ui import mount
 
-        mount(app)
+        mount(app, dashboard=settings.ui_enabled, portal=settings.portal_enabled)
     return app

@@ -7,7 +7,7 @@ API's ``message`` says "must be a string", "is required", or the validator's own
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .schemas import NO_NUL
@@ -111,6 +111,6 @@ def where(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def explain(errors: list[Mapping[str, Any]], limit: int = 5) -> str:
+def explain(errors: Sequence[Mapping[str, Any]], limit: int = 5) -> str:
     """``field: what it must be``, for the first ``limit`` errors, joined by ``; ``."""
     return "; ".join(f"{where(tuple(e['loc']))}: {plain(e)}" for e in errors[:limit])

@@ -3,6 +3,7 @@
 - ``rows``: the errors, typed rows and shared pure helpers (event bodies, time windows);
 - ``base``: what the roles share (the database, the secret box, the live-key cache, paging);
 - ``tenants``: the publisher's customers (put, read, list, delete with what is theirs);
+  ``portal_links`` the links into a tenant's portal and the sessions they open;
 - ``keys``: API keys; ``subscriptions``: subscriptions and their signing secrets;
 - ``events``: ingest (group commit, or one transaction with an idempotency key), the one
   ``fan_out`` of an event to deliveries, reads, event replay; ``batching`` the group commit
@@ -26,6 +27,7 @@ from .batching import DriverInsert, GroupCommit
 from .deliveries import Deliveries
 from .events import DELIVERY_COLUMNS, EVENT_COLUMNS, Events, _delivery_row, fan_out
 from .keys import Keys
+from .portal_links import PortalLink, PortalLinks
 from .queue import Queue, WorkQueue
 from .rows import (
     OPEN_STATUSES,
@@ -55,7 +57,8 @@ from .tenant_stats import TenantCounts, TenantStats
 from .tenants import Tenants
 
 
-class Store(Tenants, Keys, Subscriptions, Events, Deliveries, Queue, Stats, TenantStats):
+class Store(Tenants, PortalLinks, Keys, Subscriptions, Events, Deliveries, Queue, Stats,
+            TenantStats):
     """The whole store: every role's methods on one object."""
 
 
@@ -63,6 +66,7 @@ __all__ = [
     "DELIVERY_COLUMNS", "EVENT_COLUMNS", "OPEN_STATUSES", "AttemptRecord", "Conflict",
     "Deliveries", "DeliveryFilter", "DriverInsert", "EventRow", "Events", "GroupCommit",
     "IdempotencyKeyReused", "Invalid", "Job", "KeyDeleted", "KeyRow", "Keys", "NotFound", "Page",
+    "PortalLink", "PortalLinks",
     "Queue", "QueueStats", "Scope", "Stats", "Store", "StoreBase", "Subscriptions",
     "TenantCounts", "TenantNotFound", "TenantStats", "Tenants", "WorkQueue", "_delivery_row",
     "canonical_json", "encode_payload", "fan_out", "hash_key", "same_request",

@@ -1,5 +1,6 @@
-"""The dashboard's reads about tenants: what each tenant of a page has (subscriptions, how
-many are unwell, deliveries waiting or failed) and what the tenants shown are called."""
+"""Reads about tenants for pages: what each tenant of a page has (subscriptions, how many
+are unwell, deliveries waiting or failed), what the tenants shown are called, and the event
+types a tenant's portal offers."""
 
 from __future__ import annotations
 
@@ -66,3 +67,14 @@ class TenantStats(StoreBase):
             rows = await conn.execute(sa.select(t.c.id, t.c.name).where(
                 t.c.id.in_(chosen), t.c.deleted_at.is_(None)))
             return {r.id: r.name or "" for r in rows}
+
+    async def recent_event_types(self, tenant_id: str, looked_at: int = 500) -> list[str]:
+        """The event types of the tenant's latest ``looked_at`` deliveries, newest first,
+        each once: what the portal's forms offer until there is a catalog of types."""
+        d = delivery_table
+        latest = (sa.select(d.c.event_type, d.c.id).where(d.c.tenant_id == tenant_id)
+                  .order_by(d.c.id.desc()).limit(looked_at).subquery())
+        stmt = (sa.select(latest.c.event_type).group_by(latest.c.event_type)
+                .order_by(sa.func.max(latest.c.id).desc()).limit(50))
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(stmt)).scalars())

@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..clock import utcnow
 from ..database import Database
-from ..models import api_key_table, delivery_table, subscription_table, tenant_table
+from ..models import (
+    api_key_table,
+    delivery_table,
+    portal_link_table,
+    subscription_table,
+    tenant_table,
+)
 from ..vocabulary import DeliveryStatus
 from .base import StoreBase
 from .rows import OPEN_STATUSES, Page, TenantNotFound, row_dict
@@ -111,8 +117,9 @@ class Tenants(StoreBase):
         return {name: int(row._mapping[name]) for name in counts}
 
     async def delete_tenant(self, tenant_id: str) -> dict[str, int]:
-        """Delete the tenant, its subscriptions (their open deliveries cancelled) and its
-        keys, in one transaction; how many of each (as ``count_tenant_holdings``)."""
+        """Delete the tenant, its subscriptions (their open deliveries cancelled), its keys
+        and its portal links, in one transaction; how many of each (as
+        ``count_tenant_holdings``)."""
         s, d, k = subscription_table, delivery_table, api_key_table
         now = utcnow()
         async with self.writer.begin() as conn:
@@ -134,6 +141,12 @@ class Tenants(StoreBase):
             keys = (await conn.execute(
                 sa.update(k).where(k.c.tenant_id == tenant_id, k.c.deleted_at.is_(None))
                 .values(deleted_at=now).returning(k.c.id))).scalars().all()
+            # Revoked, not only dead with the tenant: a tenant made again with this id
+            # must not open to the old links.
+            await conn.execute(
+                sa.update(portal_link_table).where(portal_link_table.c.tenant_id == tenant_id,
+                                                   portal_link_table.c.revoked_at.is_(None))
+                .values(revoked_at=now))
         for key_id in keys:
             self._forget_key(key_id)
         return {"subscriptions": subscriptions, "deliveries": deliveries, "keys": len(keys)}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from ...clock import utcnow
 from ...probe import send_test
 from ...store import DeliveryFilter
-from ...targets import AddressGuard, InvalidTarget, check_url
+from ...targets import InvalidTarget, check_url, guard_for
 from ...vocabulary import DeliveryStatus, Role
 from ..auth import Admin, Caller, StoreDep, SubscriberOrAdmin
 from ..errors import BODY_ERRORS, ApiError, error_responses
@@ -44,10 +44,8 @@ def _tenant_for(who: Caller, asked: str | None) -> str | None:
 
 def _checked_url(request: Request, url: str) -> str:
     try:
-        settings = request.state.settings
         # The connect-time guard's own rules (transport.py), so both agree on every address.
-        guard = AddressGuard(settings.allow_private_targets, settings.allowed_cidrs)
-        return check_url(url, guard)
+        return check_url(url, guard_for(request.state.settings))
     except InvalidTarget as exc:
         raise ApiError(422, "invalid_url", str(exc)) from None
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from ...ids import TENANT_ID_PATTERN, TENANT_ID_RULE, is_tenant_id
 from ...store import TenantNotFound
@@ -11,7 +11,7 @@ from ..auth import Admin, Caller, StoreDep, allow
 from ..errors import BODY_ERRORS, ApiError, error_responses
 from ..paging import PageParams, listing, page_params
 from ..query import StrictQueryRoute
-from ..schemas import Listing, TenantIn, TenantOut
+from ..schemas import Listing, PortalLinkIn, PortalLinkOut, TenantIn, TenantOut
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"], route_class=StrictQueryRoute)
 # Checked in the route (its words, and 422 or 404 as the route means), documented here.
@@ -79,4 +79,44 @@ async def delete_tenant(tenant_id: TenantPath, _: Admin, store: StoreDep) -> Res
 
     Roles: admin."""
     await store.delete_tenant(named(tenant_id))
+    return Response(status_code=204)
+
+
+@router.post("/{tenant_id}/portal-links", status_code=201, response_model=PortalLinkOut,
+             responses=error_responses(*BODY_ERRORS, 404, 409, 422, s404=TENANT_404,
+                                       s409="portal_disabled: DISPATCHER_PORTAL_ENABLED is "
+                                            "false"),
+             summary="Make a portal link")
+async def create_portal_link(
+    tenant_id: TenantPath, _: Admin, store: StoreDep, request: Request,
+    body: PortalLinkIn | None = None,
+) -> PortalLinkOut:
+    """A link that opens the tenant's portal in a browser, where your customer manages its
+    own endpoints and sees and retries its deliveries. Give it to the signed-in customer
+    at once (a "Webhooks" button in your settings page): it is shown only now, and works
+    until it expires, is revoked, or the tenant is deleted. Its secret is in the URL's
+    fragment, which browsers never send; the portal trades it for a session cookie and
+    removes it from the address bar. The host comes from ``DISPATCHER_PUBLIC_URL``.
+
+    Roles: admin."""
+    settings = request.state.settings
+    if not settings.portal_enabled:
+        raise ApiError(409, "portal_disabled", "the portal is turned off here "
+                       "(DISPATCHER_PORTAL_ENABLED=false): a link would open nothing")
+    body = body or PortalLinkIn()
+    link, token = await store.create_portal_link(named(tenant_id), body.expires_in_seconds,
+                                                 body.read_only)
+    origin = settings.public_origin()
+    return PortalLinkOut(url=f"{origin}/portal#{token}", expires_at=link.expires_at,
+                         read_only=link.read_only)
+
+
+@router.post("/{tenant_id}/portal-links/revoke", status_code=204,
+             responses=error_responses(404, s404=TENANT_404), summary="Revoke portal links")
+async def revoke_portal_links(tenant_id: TenantPath, _: Admin, store: StoreDep) -> Response:
+    """Every portal link of the tenant made so far stops working, and every portal session
+    opened with one ends at its next request. Links made afterwards work.
+
+    Roles: admin."""
+    await store.revoke_portal_links(named(tenant_id))
     return Response(status_code=204)

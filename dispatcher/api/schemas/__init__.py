@@ -25,12 +25,13 @@ from .subscriptions import (
     TestIn,
     TestOut,
 )
-from .tenants import TenantIn, TenantOut
+from .tenants import PortalLinkIn, PortalLinkOut, TenantIn, TenantOut
 
 __all__ = [
     "EARLIEST", "EXAMPLE_TYPE", "ID_EXAMPLES", "LATEST", "NO_NUL", "AttemptOut", "DeliveryOut",
     "ErrorBody", "ErrorOut", "EventAccepted", "EventIn", "EventOut", "EventReplayIn",
-    "EventReplayed", "HealthOut", "KeyCreated", "KeyIn", "KeyOut", "Listing", "ReadyOut",
-    "RecoverIn", "ReplayIn", "Replayed", "RotateIn", "Status", "SubscriptionIn", "SubscriptionOut",
+    "EventReplayed", "HealthOut", "KeyCreated", "KeyIn", "KeyOut", "Listing", "PortalLinkIn",
+    "PortalLinkOut", "ReadyOut", "RecoverIn", "ReplayIn", "Replayed", "RotateIn", "Status",
+    "SubscriptionIn", "SubscriptionOut",
     "SubscriptionPatch", "TenantIn", "TenantOut", "TestIn", "TestOut", "utc_filter_time",
 ]

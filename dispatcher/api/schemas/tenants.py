@@ -41,3 +41,23 @@ class TenantOut(BaseModel):
                                  examples=[EXAMPLE_TIME])
     updated_at: datetime = Field(description="when it was last put (UTC)",
                                  examples=[EXAMPLE_TIME])
+
+
+PORTAL_MIN_SECONDS, PORTAL_MAX_SECONDS = 60, 604_800  # a minute to a week
+
+
+class PortalLinkIn(Strict):
+    expires_in_seconds: int = Field(
+        default=3600, ge=PORTAL_MIN_SECONDS, le=PORTAL_MAX_SECONDS, examples=[3600],
+        description="how long the link works, from now: 60 to 604,800 seconds (a week)")
+    read_only: bool = Field(default=False, description="true: the portal shows the tenant's "
+                            "endpoints and deliveries but changes nothing")
+
+
+class PortalLinkOut(BaseModel):
+    url: str = Field(description="open it in a browser to enter the tenant's portal; its "
+                     "secret is after the '#', which browsers never send to a server",
+                     examples=["https://hooks.example.com/portal#ptk_3q2…"])
+    expires_at: datetime = Field(description="when the link and its sessions stop working (UTC)",
+                                 examples=[EXAMPLE_TIME])
+    read_only: bool = Field(description="whether the portal it opens changes nothing")

@@ -22,7 +22,7 @@ from . import login, overview, subscriptions, tenants, deliveries, replay  # noq
 from ..replays import ReplayJobs
 from .site import LoginNeeded, PageError, current_session, pretty_payload, render, router
 
-__all__ = ["mount", "pretty_payload"]
+__all__ = ["PageError", "mount", "page_error", "pretty_payload"]
 
 
 async def _login_needed(request: Request, exc: Exception) -> Response:
@@ -30,8 +30,7 @@ async def _login_needed(request: Request, exc: Exception) -> Response:
     return RedirectResponse("/ui/login?" + urlencode({"next": exc.next_path}), status_code=303)
 
 
-async def _page_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PageError)
+async def page_error(request: Request, exc: PageError) -> Response:
     return render(request, "error.html", status=exc.status,
                   session=await current_session(request), message=exc.message)
 
@@ -43,4 +42,3 @@ def mount(app: FastAPI) -> None:
     app.mount("/ui/static", StaticFiles(directory=str(files("dispatcher.ui") / "static")),
               name="ui-static")
     app.add_exception_handler(LoginNeeded, _login_needed)
-    app.add_exception_handler(PageError, _page_error)

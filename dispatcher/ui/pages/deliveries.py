@@ -35,7 +35,7 @@ STATUSES = tuple(DeliveryStatus)
 EVENT_DELIVERIES = 200  # listed on an event's page
 
 
-def _time(value: str | None, name: str) -> datetime | None:
+def parse_time(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
     try:  # also takes "2026-12-01 13:00", "2026-12-01T13:00:00" and "2026-12-01"
@@ -59,8 +59,8 @@ def delivery_filters(params: dict[str, str]) -> dict[str, Any]:
         raise PageError(400, "event_type is at most 128 characters.")
     return {"status": status, "subscription_id": sub_id, "event_type": event_type,
             "tenant_id": tenant_param(params.get("tenant_id")),
-            "since": _time(params.get("since"), "since"),
-            "until": _time(params.get("until"), "until")}
+            "since": parse_time(params.get("since"), "since"),
+            "until": parse_time(params.get("until"), "until")}
 
 
 def query_of(filters: dict[str, Any], **more: str | None) -> str:

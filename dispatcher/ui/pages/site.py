@@ -107,12 +107,15 @@ class PageError(Exception):
 
 
 def render(request: Request, name: str, status: int = 200, session: Session | None = None,
-           **context: Any) -> HTMLResponse:
+           headers: dict[str, str] = HEADERS, **context: Any) -> HTMLResponse:
+    """A page; ``headers`` its security headers (the portal's are its own); ``static`` in
+    ``context`` where its stylesheet and scripts are served."""
     # After a change, its page is shown again with ?done=<what> (a fixed text, not echoed).
     context.setdefault("done", DONE.get(request.query_params.get("done", "")))
+    context.setdefault("static", "/ui/static")
     html = templates.get_template(name).render(
         request=request, session=session, path=request.url.path, **context)
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def store_of(request: Request) -> Store:
