@@ -248,6 +248,9 @@ EXPECTED: dict[tuple[str, str], list[Call]] = {
     ("GET", "/v1/tenants/{tenant_id}"): [NO_TENANT],
     ("DELETE", "/v1/tenants/{tenant_id}"): [DENIED],
     ("GET", "/v1/tenants"): [Call(403, "forbidden", query={"cursor": "{B}"})],
+    ("POST", "/v1/tenants/{tenant_id}/portal-links"): [
+        Call(403, "forbidden", body={}), Call(403, "forbidden", body={"read_only": True})],
+    ("POST", "/v1/tenants/{tenant_id}/portal-links/revoke"): [DENIED],
 }
 
 

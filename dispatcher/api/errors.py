@@ -66,6 +66,8 @@ ERROR_EXAMPLES = {
     "forbidden": "a subscriber key may not do this",
     "not_found": "no such resource: sub_01jjrbz0v2f5kq8c6n3p4r7t8b",
     "tenant_not_found": "no such tenant: acme-corp",
+    "portal_disabled": "the portal is turned off here (DISPATCHER_PORTAL_ENABLED=false): a "
+                       "link would open nothing",
     "invalid_tenant_id": "a tenant id is 1 to 64 letters, digits, '_', '.', ':' or '-', "
                          "starting with a letter or digit",
     "tenant_mismatch": "sub_01jjrbz0v2f5kq8c6n3p4r7t8b does not belong to the event's tenant",

@@ -8,7 +8,7 @@ from ...ids import TENANT_ID_PATTERN, TENANT_ID_RULE, is_tenant_id
 from ...store import TenantNotFound
 from ...vocabulary import Role
 from ..auth import Admin, Caller, StoreDep, allow
-from ..errors import BODY_ERRORS, ApiError, error_responses
+from ..errors import BODY_ERRORS, ERROR_EXAMPLES, ApiError, error_responses
 from ..paging import PageParams, listing, page_params
 from ..query import StrictQueryRoute
 from ..schemas import Listing, PortalLinkIn, PortalLinkOut, TenantIn, TenantOut
@@ -101,8 +101,7 @@ async def create_portal_link(
     Roles: admin."""
     settings = request.state.settings
     if not settings.portal_enabled:
-        raise ApiError(409, "portal_disabled", "the portal is turned off here "
-                       "(DISPATCHER_PORTAL_ENABLED=false): a link would open nothing")
+        raise ApiError(409, "portal_disabled", ERROR_EXAMPLES["portal_disabled"])
     body = body or PortalLinkIn()
     link, token = await store.create_portal_link(named(tenant_id), body.expires_in_seconds,
                                                  body.read_only)
