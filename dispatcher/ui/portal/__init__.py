@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 # isort: off
@@ -29,7 +30,7 @@ def mount(app: FastAPI) -> None:
     app.mount("/portal/static", StaticFiles(directory=str(files("dispatcher.ui") / "static")),
               name="portal-static")
 
-    async def _ended(request, exc):  # type: ignore[no-untyped-def]
+    async def _ended(request: Request, exc: Exception) -> Response:
         return gate_page(request)
 
     app.add_exception_handler(SessionEnded, _ended)
