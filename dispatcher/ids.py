@@ -33,8 +33,10 @@ def _forget_random() -> None:
 
 os.register_at_fork(after_in_child=_forget_random)
 
-PREFIXES = ("sub", "evt", "dlv", "att", "key", "ptl")
-ID_PATTERN = re.compile(r"^(sub|evt|dlv|att|key|ptl)_[0-9a-hjkmnp-tv-z]{26}$")
+# The contract's prefixes. Portal links' ids (``ptl_``) are made with ``new_id`` too, but
+# no API route takes or shows one: they are not ids of the contract.
+PREFIXES = ("sub", "evt", "dlv", "att", "key")
+ID_PATTERN = re.compile(r"^(sub|evt|dlv|att|key)_[0-9a-hjkmnp-tv-z]{26}$")
 # A tenant's id is the publisher's own (its customer id), not one of ours.
 TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 TENANT_ID_RULE = ("1 to 64 letters, digits, '_', '.', ':' or '-', starting with a letter "
