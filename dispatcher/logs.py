@@ -111,5 +111,7 @@ def configure(settings: Settings, stream: TextIO | None = None) -> None:
         logger.setLevel(level)
     # Warnings too, so that every line of the log has the chosen format.
     logging.captureWarnings(True)
-    # httpx logs every request at info; the worker logs every attempt itself.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, level))
+    # httpx logs every request at info; the worker logs every attempt itself. aiosqlite logs
+    # every statement at debug with its parameters: signing secrets, hashes of keys and links.
+    for name in ("httpx", "aiosqlite"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, level))

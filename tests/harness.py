@@ -86,6 +86,9 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(answer.body)
 
+            # A browser that follows a link to the receiver: recorded (its Referer) the same.
+            do_GET = do_POST  # noqa: N815
+
             def log_message(self, *args: Any) -> None:
                 pass
 

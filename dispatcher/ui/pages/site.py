@@ -181,6 +181,8 @@ def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:  # older browsers send none on same-origin posts; the token decides
         return True
+    if origin == "null":  # what a page with Referrer-Policy: no-referrer (the portal) posts
+        return request.headers.get("sec-fetch-site") == "same-origin"
     return urlsplit(origin).netloc == request.headers.get("host")
 
 

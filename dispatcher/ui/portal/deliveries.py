@@ -30,6 +30,8 @@ async def deliveries(request: Request, visit: Customer) -> Response:
         return render(request, "portal/deliveries.html", visit, status=exc.status,
                       error=exc.message, raw=params, rows=[], statuses=STATUSES,
                       endpoints=endpoints, names={}, next_query=None)
+    if filters["subscription_id"] is not None:  # another tenant's endpoint: not found
+        await found(store.get_subscription(filters["subscription_id"], visit.scope))
     page = await store.list_deliveries(visit.scope, cursor=cursor, limit=PAGE_SIZE, **filters)
     names = {s["id"]: s["description"] for s in endpoints}
     return render(request, "portal/deliveries.html", visit, raw=params, rows=page.rows,

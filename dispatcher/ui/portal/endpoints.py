@@ -21,7 +21,7 @@ from ...vocabulary import DeliveryStatus
 from ..pages.deliveries import parse_time
 from ..pages.site import PageError, found, path_id, store_of
 from ..pages.subscriptions import health_context
-from .site import Customer, Visit, change_of, log_change, render, router
+from .site import Customer, Visit, change_of, log_change, may_change, render, router
 
 TYPE_FIELD = "t."  # a checked event type of the form: t.<type>=on
 
@@ -90,6 +90,7 @@ async def _form_page(request: Request, visit: Visit, sub: dict[str, Any] | None,
 
 @router.get("/endpoints/new")
 async def new_endpoint(request: Request, visit: Customer) -> Response:
+    may_change(visit)
     return await _form_page(request, visit, None)
 
 
@@ -131,6 +132,7 @@ async def endpoint(request: Request, visit: Customer, sub_id: str) -> Response:
 
 @router.get("/endpoints/{sub_id}/edit")
 async def edit_endpoint(request: Request, visit: Customer, sub_id: str) -> Response:
+    may_change(visit)
     sub = await found(store_of(request).get_subscription(path_id(sub_id, "sub"), visit.scope))
     return await _form_page(request, visit, sub)
 
@@ -166,6 +168,7 @@ async def set_enabled(request: Request, visit: Customer, sub_id: str) -> Respons
 
 @router.get("/endpoints/{sub_id}/delete")
 async def confirm_delete(request: Request, visit: Customer, sub_id: str) -> Response:
+    may_change(visit)
     sub = await found(store_of(request).get_subscription(path_id(sub_id, "sub"), visit.scope))
     return render(request, "portal/endpoint_delete.html", visit, sub=sub)
 

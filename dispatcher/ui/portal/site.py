@@ -97,11 +97,16 @@ def render(request: Request, name: str, visit: Visit | None, status: int = 200,
                        portal_title=settings.portal_title, **context)
 
 
+def may_change(visit: Visit) -> None:
+    """PageError 403 for a read-only link: no change, and no page whose form makes one."""
+    if visit.read_only:
+        raise PageError(403, READ_ONLY)
+
+
 async def change_of(request: Request, visit: Visit) -> dict[str, str]:
     """The posted form of a change, once the link may change things and its CSRF token and
     origin are checked."""
-    if visit.read_only:
-        raise PageError(403, READ_ONLY)
+    may_change(visit)
     return await form_of(request, visit.session)
 
 
