@@ -64,6 +64,10 @@ async def log_out(request: Request, visit: Customer) -> Response:
 
 @router.get("/ended")
 async def ended(request: Request) -> Response:
+    """After logging out; or (``?link=invalid``) after a link opened in a tab already on the
+    portal was refused."""
+    if request.query_params.get("link") == "invalid":
+        return render(request, "portal/gate.html", None, status=401, message=ENDED)
     return render(request, "portal/gate.html", None, message="You are logged out. Open the "
                   "portal again from the service that gave you the link.", logged_out=True)
 

@@ -1,20 +1,23 @@
 // The portal's gate: a link is /portal#<secret>. The fragment never reaches a server; this
 // script takes it out of the address bar at once, trades it for an HttpOnly session cookie
-// (POST /portal/session), and loads the page again, now with the session.
+// (POST /portal/session), and loads the page again, now with that link's session. It runs on
+// every portal page, and again when only the fragment changes (a new link opened in a tab
+// already on the portal, which browsers do not reload), so a link always opens its session.
 "use strict";
 
-document.addEventListener("DOMContentLoaded", async () => {
-  const gate = document.getElementById("gate");
+const EXCHANGE = "/portal/session";
+
+async function openLink() {
   const token = window.location.hash.slice(1);
-  if (gate === null || !token) return;
+  if (!token.startsWith("ptk_")) return;
   history.replaceState(null, "", window.location.pathname + window.location.search);
   const opening = document.getElementById("opening");
   const message = document.getElementById("gate-message");
-  opening.hidden = false;
-  message.hidden = true;
+  if (opening !== null) opening.hidden = false;
+  if (message !== null) message.hidden = true;
   let answer = null;
   try {
-    answer = await fetch(gate.dataset.exchange, {
+    answer = await fetch(EXCHANGE, {
       method: "POST", credentials: "same-origin", referrerPolicy: "no-referrer",
       headers: {"content-type": "application/json"}, body: JSON.stringify({token}),
     });
@@ -25,7 +28,14 @@ document.addEventListener("DOMContentLoaded", async () => {
     window.location.replace(window.location.pathname + window.location.search);
     return;
   }
-  opening.hidden = true;
+  if (message === null) {  // a page of the old session: the gate page says why it ended
+    window.location.replace("/portal/ended?link=invalid");
+    return;
+  }
+  if (opening !== null) opening.hidden = true;
   message.hidden = false;
   if (answer === null) message.textContent = "The portal could not be reached. Try the link again.";
-});
+}
+
+document.addEventListener("DOMContentLoaded", openLink);
+window.addEventListener("hashchange", openLink);
