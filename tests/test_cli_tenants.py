@@ -15,16 +15,20 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from dispatcher.api.schemas import DeliveryOut, KeyOut, SubscriptionOut, TenantOut
+from dispatcher.api.schemas import DeliveryOut, KeyOut, PortalLinkOut, SubscriptionOut, TenantOut
 from dispatcher.clock import utcnow
+from dispatcher.config import Settings
 from dispatcher.ids import TENANT_ID_RULE
 from dispatcher.models import delivery_table, tenant_table
 from dispatcher.store import Store
 from dispatcher.tenant_limits import MAX_METADATA_BYTES
 
+from .conftest import TEST_SETTINGS
 from .databases import rows, scalar
+from .harness import AppServer
 from .screens import row_of, squashed
 from .test_cli import cli, in_terminal, ok, on_store
+from .test_portal_links import LINK_URL, assert_gate, opened
 
 UNUSED = "sqlite+aiosqlite:///unused.db"
 # The longest id the rule allows: it must stay whole in every table.
@@ -366,3 +370,123 @@ def test_keys_create_tenant_makes_a_scoped_subscriber_key(database_url: str) -> 
 @pytest.mark.parametrize("bad", ["two words", "ünïcode", "x" * 65])
 def test_a_bad_tenant_flag_is_one_line(args: list[str], bad: str) -> None:
     one_line_error(cli(UNUSED, *args, bad), 2, "--tenant", repr(bad), "not a tenant id")
+
+
+# ---- tenants portal-link and revoke-links -------------------------------------------------
+
+def link_of(out: str) -> dict[str, str]:
+    """The printed link: its URL's origin and token, and the lines below it by label."""
+    lines = out.splitlines()
+    found = LINK_URL.match(lines[0])
+    assert found is not None, out
+    shown = dict(line.strip().split(": ", 1) for line in lines[1:])
+    return {"origin": found["origin"], "token": found["token"]} | {
+        k: v.strip() for k, v in shown.items()}
+
+
+def live_link(url: str, token: str) -> Any:
+    return on_store(url, lambda store: store.portal_link(token=token))
+
+
+def test_help_explains_the_portal_link_commands() -> None:
+    out = ok(UNUSED, "tenants", "portal-link", "--help", COLUMNS="200")
+    for words in ("ID", "--expires-in", "SECONDS", "--read-only", "--json",
+                  "DISPATCHER_PUBLIC_URL", "revoke-links", "DISPATCHER_DATABASE_URL"):
+        assert words in out, words
+    out = ok(UNUSED, "tenants", "revoke-links", "--help", COLUMNS="200")
+    for words in ("ID", "--json", "next request", "DISPATCHER_DATABASE_URL"):
+        assert words in out, words
+    listed = ok(UNUSED, "tenants", "--help", COLUMNS="200")
+    assert "portal-link" in listed and "revoke-links" in listed
+    # The bounds are the API's.
+    from dispatcher.api.schemas import tenants as api
+    from dispatcher.cli import tenants as command
+    assert (command.PORTAL_MIN_SECONDS, command.PORTAL_MAX_SECONDS) == (
+        api.PORTAL_MIN_SECONDS, api.PORTAL_MAX_SECONDS)
+
+
+def test_tenants_portal_link_prints_a_link_that_opens_the_portal(database_url: str) -> None:
+    seed(database_url)
+    printed = link_of(ok(database_url, "tenants", "portal-link", "acme"))
+    # The API's rule: no DISPATCHER_PUBLIC_URL, so http://HOST:PORT of the settings.
+    assert printed["origin"] == Settings(database_url=UNUSED).public_origin() == \
+        "http://127.0.0.1:8000"
+    assert (printed["tenant"], printed["read-only"]) == ("acme", "no")
+    link = live_link(database_url, printed["token"])
+    assert link is not None and link.tenant_id == "acme" and link.read_only is False
+    assert printed["expires"] == link.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert abs((link.expires_at - utcnow()).total_seconds() - 3600) < 30
+
+    assert link_of(ok(database_url, "tenants", "portal-link", "acme",
+                      DISPATCHER_PORT="9123"))["origin"] == "http://127.0.0.1:9123"
+    assert link_of(ok(database_url, "tenants", "portal-link", "acme",
+                      DISPATCHER_PUBLIC_URL="https://hooks.example.com/",
+                      DISPATCHER_PORT="9123"))["origin"] == "https://hooks.example.com"
+
+    shown = json.loads(ok(database_url, "tenants", "portal-link", LONG_TENANT, "--read-only",
+                          "--expires-in", "60", "--json"))
+    assert set(shown) == set(PortalLinkOut.model_fields) and shown["read_only"] is True
+    token = LINK_URL.match(shown["url"])["token"]
+    link = live_link(database_url, token)
+    assert link is not None and link.tenant_id == LONG_TENANT and link.read_only is True
+    assert PortalLinkOut.model_validate(shown).expires_at == link.expires_at
+    assert 0 < (link.expires_at - utcnow()).total_seconds() <= 60
+
+    # The portal opens to it: the read-only link, on the tenant's own endpoints.
+    settings = Settings(**{**TEST_SETTINGS, "database_url": database_url})
+    with AppServer(settings, workers=False) as server, opened(server.url, token) as portal:
+        page = portal.get("/portal")
+        assert page.status_code == 200 and 'id="read-only"' in page.text
+        assert made_sub(database_url, LONG_TENANT) in page.text
+        assert made_sub(database_url, "acme") not in page.text
+
+
+def made_sub(url: str, tenant: str) -> str:
+    return str(scalar(url, "SELECT id FROM subscription WHERE tenant_id = :t", t=tenant))
+
+
+def test_tenants_portal_link_refuses_what_the_api_refuses(database_url: str) -> None:
+    seed(database_url)
+    one_line_error(cli(database_url, "tenants", "portal-link", "nobody"), 1,
+                   "no tenant 'nobody'")
+    one_line_error(cli(database_url, "tenants", "portal-link", "no/such"), 2,
+                   "is not a tenant id")
+    for seconds in ("59", "604801"):
+        one_line_error(cli(database_url, "tenants", "portal-link", "acme", "--expires-in",
+                           seconds), 2, "--expires-in", "60 to 604800")
+    for bad in ("hooks.example.com", "https://hooks.example.com/portal"):
+        one_line_error(cli(database_url, "tenants", "portal-link", "acme",
+                           DISPATCHER_PUBLIC_URL=bad), 1, "bad setting DISPATCHER_PUBLIC_URL",
+                       "scheme://host[:port]")
+    one_line_error(cli(database_url, "tenants", "portal-link", "acme",
+                       DISPATCHER_PORTAL_ENABLED="false"), 1, "DISPATCHER_PORTAL_ENABLED")
+    ok(database_url, "tenants", "delete", "acme", "--yes")
+    one_line_error(cli(database_url, "tenants", "portal-link", "acme"), 1, "no tenant 'acme'")
+    assert count_of(database_url, "portal_link") == 0
+
+
+def test_tenants_revoke_links_ends_every_link_made_so_far(database_url: str) -> None:
+    seed(database_url)
+    tokens = [link_of(ok(database_url, "tenants", "portal-link", "acme", *flags))["token"]
+              for flags in ([], ["--read-only"])]
+    theirs = link_of(ok(database_url, "tenants", "portal-link", LONG_TENANT))["token"]
+    settings = Settings(**{**TEST_SETTINGS, "database_url": database_url})
+    with AppServer(settings, workers=False) as server, \
+            opened(server.url, tokens[0]) as portal, opened(server.url, theirs) as other:
+        assert portal.get("/portal").status_code == 200
+        out = ok(database_url, "tenants", "revoke-links", "acme")
+        assert out == ("revoked 2 portal links of tenant acme; their sessions end at their "
+                       "next request\n")
+        assert_gate(portal.get("/portal"), made_sub(database_url, "acme"))
+        assert other.get("/portal").status_code == 200  # another tenant's: its own
+        assert json.loads(ok(database_url, "tenants", "revoke-links", "acme", "--json")) == {
+            "tenant_id": "acme", "revoked": 0}
+        after = link_of(ok(database_url, "tenants", "portal-link", "acme"))["token"]
+        with opened(server.url, after) as again:
+            assert again.get("/portal").status_code == 200
+    assert [live_link(database_url, t) for t in tokens] == [None, None]
+    assert live_link(database_url, theirs) is not None
+    one_line_error(cli(database_url, "tenants", "revoke-links", "nobody"), 1,
+                   "no tenant 'nobody'")
+    one_line_error(cli(database_url, "tenants", "revoke-links", "no/such"), 2,
+                   "is not a tenant id")

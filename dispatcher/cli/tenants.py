@@ -1,4 +1,4 @@
-"""``tenants list``, ``put`` and ``delete``."""
+"""``tenants list``, ``put`` and ``delete``; ``portal-link`` and ``revoke-links``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 import typer
 
 from .. import tables
+from ..config import Settings
 from ..store import Store
 from ..tenant_limits import MAX_METADATA_BYTES, metadata_size
-from .direct import every_page, fail, known_tenant, run
+from .direct import OperatorError, every_page, fail, known_tenant, run
 from .groups import DIRECT, tenants_app
 from .output import (
     DRY_RUN_HELP,
@@ -162,3 +163,75 @@ def tenants_delete(
         print_json({"deleted": tenant} | counts)
     else:
         typer.echo(f"deleted tenant {tenant}, {_holdings(counts)}")
+
+
+PORTAL_MIN_SECONDS, PORTAL_MAX_SECONDS = 60, 604_800  # as the API's (schemas.tenants)
+
+
+@tenants_app.command("portal-link", help=(
+    "Make a link that opens the tenant's portal in a browser, where your customer manages "
+    "its own endpoints and sees and retries its deliveries.\n\n"
+    "Prints the URL (shown only now: give it to the customer) and when it expires. Its host "
+    "is DISPATCHER_PUBLIC_URL, or else http://DISPATCHER_HOST:DISPATCHER_PORT, as the API's. "
+    "It works until it expires, is revoked (tenants revoke-links) or the tenant is deleted."
+    f"\n\n{DIRECT}"))
+def tenants_portal_link(
+    tenant: str = TENANT_ID,
+    expires_in: int = typer.Option(
+        3600, "--expires-in", metavar="SECONDS",
+        help=f"how long the link works, from now: {PORTAL_MIN_SECONDS} to "
+             f"{PORTAL_MAX_SECONDS} seconds (a week)"),
+    read_only: bool = typer.Option(
+        False, "--read-only", help="the portal shows the tenant's endpoints and deliveries "
+                                   "but changes nothing"),
+    as_json: bool = typer.Option(
+        False, "--json", help='print {"url", "expires_at", "read_only"} on stdout, as the API '
+                              "does"),
+) -> None:
+    if not PORTAL_MIN_SECONDS <= expires_in <= PORTAL_MAX_SECONDS:
+        fail(f"--expires-in: give {PORTAL_MIN_SECONDS} to {PORTAL_MAX_SECONDS} seconds",
+             status=2)
+
+    async def body(store: Store) -> tuple[Any, str, str]:
+        settings = Settings()  # run() has checked them
+        if not settings.portal_enabled:
+            raise OperatorError("the portal is turned off here "
+                                "(DISPATCHER_PORTAL_ENABLED=false): it makes no links")
+        with known_tenant():
+            link, token = await store.create_portal_link(tenant, expires_in, read_only)
+        return link, token, settings.public_origin()
+
+    link, token, origin = run(body)
+    url = f"{origin}/portal#{token}"
+    if as_json:
+        print_json(api_schemas().PortalLinkOut(
+            url=url, expires_at=link.expires_at, read_only=link.read_only).model_dump(
+            mode="json"))
+        return
+    typer.echo(url)
+    typer.echo(f"  tenant:    {tenant}")
+    typer.echo(f"  expires:   {when(link.expires_at)} UTC")
+    typer.echo(f"  read-only: {'yes' if link.read_only else 'no'}")
+
+
+@tenants_app.command("revoke-links", help=(
+    "Revoke every portal link of the tenant made so far: each stops working, and every "
+    "portal session opened with one ends at its next request. Links made afterwards work."
+    f"\n\n{DIRECT}"))
+def tenants_revoke_links(
+    tenant: str = TENANT_ID,
+    as_json: bool = typer.Option(
+        False, "--json", help='print {"tenant_id", "revoked"} on stdout (revoked: how many '
+                              "links were not revoked yet)"),
+) -> None:
+    async def body(store: Store) -> int:
+        with known_tenant():
+            revoked: int = await store.revoke_portal_links(tenant)
+            return revoked
+
+    revoked = run(body)
+    if as_json:
+        print_json({"tenant_id": tenant, "revoked": revoked})
+    else:
+        typer.echo(f"revoked {count(revoked, 'portal link', 'portal links')} of tenant "
+                   f"{tenant}; their sessions end at their next request")

@@ -47,10 +47,13 @@ PORTAL_MIN_SECONDS, PORTAL_MAX_SECONDS = 60, 604_800  # a minute to a week
 
 
 class PortalLinkIn(Strict):
+    # strict: "yes" or "120" are not taken for true or 120 (what a link may do is exact).
     expires_in_seconds: int = Field(
-        default=3600, ge=PORTAL_MIN_SECONDS, le=PORTAL_MAX_SECONDS, examples=[3600],
+        default=3600, ge=PORTAL_MIN_SECONDS, le=PORTAL_MAX_SECONDS, strict=True,
+        examples=[3600],
         description="how long the link works, from now: 60 to 604,800 seconds (a week)")
-    read_only: bool = Field(default=False, description="true: the portal shows the tenant's "
+    read_only: bool = Field(default=False, strict=True,
+                            description="true: the portal shows the tenant's "
                             "endpoints and deliveries but changes nothing")
 
 
