@@ -635,3 +635,29 @@ def test_readme_screenshots_of_the_endpoints_and_a_delivery(page, make_settings)
         if WRITE_SCREENSHOTS:
             readme_shot(page, "portal-delivery.png")
     assert json.loads(mended.requests[-1].body)["data"]["order"] == "ord_3001"
+
+
+def test_a_link_opened_in_a_tab_already_on_the_portal_opens_its_own_session(page,
+                                                                            make_settings):
+    """Browsers do not reload a page when only its fragment changes: the script must still
+    trade the new link's secret, so that a read-only link never keeps a full session."""
+    with portal_app(make_settings) as (server, admin):
+        make_tenant(admin, "acme", "Acme")
+        open_link(page, portal_link(admin, "acme"))
+        expect(page.locator("#new-endpoint")).to_be_visible()
+        assert page.locator("#read-only").count() == 0
+
+        read_only = portal_link(admin, "acme", read_only=True)
+        page.goto(read_only)  # same document: only the fragment changes
+        expect(page.locator("#read-only")).to_be_visible()
+        assert page.locator("#new-endpoint").count() == 0
+        assert "#" not in page.url and "ptk_" not in page.url, page.url
+        forged = forged_post(page, "/portal/endpoints",
+                             {"csrf": csrf_of(page), "url": "http://127.0.0.1:9/x"})
+        assert forged["status"] == 403
+
+        # A revoked link opened the same way ends in the page that says so, with no data.
+        admin.post("/v1/tenants/acme/portal-links/revoke").raise_for_status()
+        page.goto(read_only)
+        expect(page.locator("#gate-message")).to_contain_text("expired or was revoked")
+        assert "ptk_" not in page.url and page.locator("#endpoints").count() == 0
