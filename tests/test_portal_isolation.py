@@ -206,10 +206,11 @@ EXPECTED: dict[tuple[str, str], list[Call]] = {
     ("GET", "/portal"): [Call(200, rows=A_ENDPOINTS)],
     ("GET", "/portal/deliveries"): [
         Call(200, rows=A_DELIVERIES),
-        Call(200, query={"subscription_id": "{sub_id}"}, rows=NONE),
+        # Another tenant's endpoint as a filter is not found, as its own page is.
+        Call(404, query={"subscription_id": "{sub_id}"}),
         Call(200, query={"status": "failed"}, rows=A_FAILED),
         Call(200, query={"status": "succeeded"}, rows=A_SUCCEEDED),
-        Call(200, query={"status": "failed", "subscription_id": "{sub_id}"}, rows=NONE),
+        Call(404, query={"status": "failed", "subscription_id": "{sub_id}"}),
         Call(200, query={"event_type": "pi.b"}, rows=NONE),
         Call(200, query={"event_type": "pi.n"}, rows=NONE),
         Call(200, query={"cursor": "{delivery_id}"}, rows=A_SOME),
@@ -392,7 +393,7 @@ def test_malformed_ids_name_nothing(world):
 
 
 def test_the_lists_show_only_as_rows(world):
-    link = make_link(world.admin, world.a, read_only=True)
+    link = make_link(world.admin, world.a)  # read-write, for the new-endpoint form (no post)
     with opened(world.server.url, link["token"]) as client:
         pages = [client.get("/portal"), client.get("/portal/deliveries"),
                  client.get("/portal/endpoints/new")]
@@ -477,6 +478,12 @@ def test_a_read_only_session_changes_nothing(world):
                         'id="send-test"', 'id="recover"'):
             assert control not in page.text, control
         assert 'id="new-endpoint"' not in client.get("/portal").text
+        # Nor the pages whose forms would change something.
+        sub = world.subs["a_bad"]["id"]
+        for path in ("/portal/endpoints/new", f"/portal/endpoints/{sub}/edit",
+                     f"/portal/endpoints/{sub}/delete"):
+            answer = client.get(path)
+            assert answer.status_code == 403 and READ_ONLY in answer.text, path
         assert 'id="retry"' not in client.get(
             f"/portal/deliveries/{world.delivery('a_bad', 'a')}").text
         for path, form in changes(world):
@@ -555,7 +562,10 @@ def test_an_ended_session_shows_nothing_on_every_route(fresh, how):
                     (reader, csrf_of(reader.get("/portal")))]
         for client, _ in sessions:
             for path in gets:
-                assert client.get(path).status_code == 200, path
+                # A read-only link's change pages are refused (403) while it is live.
+                wanted = 403 if client is reader and re.search(
+                    r"/new$|/edit$|/delete$", path) else 200
+                assert client.get(path).status_code == wanted, path
         for link in links:
             end_by(world, how, link["token"])
         before = everything(world)
