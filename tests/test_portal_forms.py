@@ -1,11 +1,14 @@
 """The portal's pure parts, table by table: a form's headers and fields as the API's body
 (``ui.portal.endpoints``), and the session realms (``ui.session``): a dashboard cookie never
-opens a portal session nor the other way round, an expired or altered cookie opens none."""
+opens a portal session nor the other way round, an expired or altered cookie opens none;
+and which posts count as made from the page itself (``same_origin``)."""
 
 from __future__ import annotations
 
 import pytest
+from starlette.requests import Request
 
+from dispatcher.ui.pages.site import same_origin
 from dispatcher.ui.portal.endpoints import endpoint_fields, parse_headers
 from dispatcher.ui.session import DASHBOARD, PORTAL, Realm, csrf_ok
 
@@ -185,3 +188,26 @@ def test_every_realm_signs_with_its_own_label(realm):
     others = [r for r in (DASHBOARD, PORTAL, Realm("x", "x_", b"x")) if r != realm]
     for other in others:
         assert other.open(cookie, HASH, NOW) is None
+
+
+def _request(headers: dict[str, str]) -> Request:
+    raw = [(k.lower().encode(), v.encode()) for k, v in ({"host": "hooks.example.com"}
+                                                         | headers).items()]
+    return Request({"type": "http", "method": "POST", "path": "/portal/endpoints",
+                    "headers": raw})
+
+
+@pytest.mark.parametrize(("headers", "same"), [
+    ({}, True),  # no Origin (older browsers): the CSRF token decides
+    ({"origin": "http://hooks.example.com"}, True),
+    ({"origin": "https://evil.example"}, False),
+    ({"origin": "http://hooks.example.com.evil.example"}, False),
+    # Referrer-Policy: no-referrer makes Chromium post Origin: null from the portal's own
+    # page; Sec-Fetch-Site, which a page cannot set, tells it from another site's.
+    ({"origin": "null", "sec-fetch-site": "same-origin"}, True),
+    ({"origin": "null", "sec-fetch-site": "cross-site"}, False),
+    ({"origin": "null", "sec-fetch-site": "same-site"}, False),
+    ({"origin": "null"}, False),
+])
+def test_same_origin(headers, same):
+    assert same_origin(_request(headers)) is same
