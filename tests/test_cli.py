@@ -637,3 +637,20 @@ def test_prune_asks_in_a_terminal_unless_yes(database_url: str) -> None:
     status, out = in_terminal(database_url, "prune", "--include-failed", "-y")
     assert status == 0 and "[y/N]" not in out and "pruned 1 delivery, 1 attempt" in out
     assert left(database_url) == ({made["recent"]}, {made["recent_event"]}, 1)
+
+
+@pytest.mark.parametrize("command", [["serve"], ["api"], ["worker"], ["db", "upgrade"]])
+@pytest.mark.parametrize(("setting", "value", "says"), [
+    ("PUBLIC_URL", "hooks.example.com/x", "scheme://host[:port]"),
+    ("PORTAL_ACCENT", "red", "PORTAL_ACCENT"),
+    ("WORKER_CONCURRENCY", "many", "WORKER_CONCURRENCY"),
+])
+def test_a_bad_setting_stops_a_server_command_with_one_line(tmp_path, command, setting, value,
+                                                            says):
+    done = cli(f"sqlite+aiosqlite:///{tmp_path / 'never.db'}", *command,
+               **{f"DISPATCHER_{setting}": value})
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: bad setting DISPATCHER_{setting}: "), done.stderr
+    assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Value error" not in done.stderr
+    assert not (tmp_path / "never.db").exists()  # stopped before opening anything

@@ -88,16 +88,23 @@ def known_tenant() -> Iterator[None]:
         raise OperatorError(f"no tenant {exc.tenant_id!r}") from None
 
 
+def load_settings() -> Settings:
+    """The settings from the environment; a bad one ends the command with a line naming it
+    (no traceback)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]).upper()
+        message = str(first["msg"]).removeprefix("Value error, ")
+        fail(f"bad setting DISPATCHER_{name}: {message}")
+
+
 def run(body: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store on DISPATCHER_DATABASE_URL, run ``body`` with it, dispose of it."""
     # Left in place: the connection thread may die after this returns, as the process ends.
     quiet_aiosqlite_threads()
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]).upper()
-        fail(f"bad setting DISPATCHER_{name}: {first['msg']}")
+    settings = load_settings()
     where = safe_url(settings.database_url)
     try:
         url = make_url(settings.database_url)

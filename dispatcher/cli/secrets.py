@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ..config import Settings
-from .direct import fail, run
+from .direct import fail, load_settings, run
 from .groups import DIRECT, secrets_app
 from .output import count, print_json
 
@@ -28,7 +27,7 @@ def secrets_generate_key() -> None:
 def secrets_reseal(
     as_json: bool = typer.Option(False, "--json", help='print {"resealed": N} on stdout'),
 ) -> None:
-    if not Settings().secret_key:
+    if not load_settings().secret_key:
         fail("set DISPATCHER_SECRET_KEY first (see `dispatcher secrets generate-key`)")
     done = run(lambda store: store.reseal_secrets())
     if as_json:

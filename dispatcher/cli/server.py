@@ -15,7 +15,7 @@ from .. import logs
 from ..config import Settings
 from ..database import open_database
 from ..store import Store
-from .direct import fail, quiet_aiosqlite_threads, safe_url
+from .direct import fail, load_settings, quiet_aiosqlite_threads, safe_url
 from .groups import app, db_app
 
 T = TypeVar("T")
@@ -87,13 +87,13 @@ async def _ping(settings: Settings) -> None:
 @app.command()
 def serve(host: str | None = HOST, port: int | None = PORT) -> None:
     """API and delivery workers in one process; migrates the database first."""
-    _serve(Settings(), True, host, port)
+    _serve(load_settings(), True, host, port)
 
 
 @app.command()
 def api(host: str | None = HOST, port: int | None = PORT) -> None:
     """The API alone (run workers with `dispatcher worker`); migrates the database first."""
-    _serve(Settings(), False, host, port)
+    _serve(load_settings(), False, host, port)
 
 
 @app.command()
@@ -106,7 +106,7 @@ def worker(
     """Delivery workers alone: claim due deliveries from the database and send them."""
     from ..service import running
 
-    settings = Settings()
+    settings = load_settings()
     logs.configure(settings)
     port = metrics_port if metrics_port is not None else settings.metrics_port
     _when_database_answers(settings, "start the worker", lambda: run_loop(_ping(settings)))
@@ -145,6 +145,6 @@ def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -
     """Run the Alembic migrations up to REVISION (default: the newest)."""
     from .. import migrate
 
-    settings = Settings()
+    settings = load_settings()
     migrate.upgrade(settings.database_url, revision)
     typer.echo(f"database at {revision}")

@@ -8,10 +8,9 @@ from typing import Any
 import typer
 
 from .. import tables
-from ..config import Settings
 from ..store import Store
 from ..tenant_limits import MAX_METADATA_BYTES, metadata_size
-from .direct import OperatorError, every_page, fail, known_tenant, run
+from .direct import OperatorError, every_page, fail, known_tenant, load_settings, run
 from .groups import DIRECT, tenants_app
 from .output import (
     DRY_RUN_HELP,
@@ -193,7 +192,7 @@ def tenants_portal_link(
              status=2)
 
     async def body(store: Store) -> tuple[Any, str, str]:
-        settings = Settings()  # run() has checked them
+        settings = load_settings()  # run() has checked them
         if not settings.portal_enabled:
             raise OperatorError("the portal is turned off here "
                                 "(DISPATCHER_PORTAL_ENABLED=false): it makes no links")
