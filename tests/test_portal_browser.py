@@ -661,3 +661,18 @@ def test_a_link_opened_in_a_tab_already_on_the_portal_opens_its_own_session(page
         page.goto(read_only)
         expect(page.locator("#gate-message")).to_contain_text("expired or was revoked")
         assert "ptk_" not in page.url and page.locator("#endpoints").count() == 0
+
+
+def test_the_portal_wears_the_publishers_title_and_colour(page, make_settings):
+    with portal_app(make_settings, portal_title="Acme Hooks",
+                    portal_accent="#c2255c") as (server, admin):
+        make_tenant(admin, "acme", "Acme")
+        open_link(page, portal_link(admin, "acme"))
+        assert page.title() == "Endpoints · Acme Hooks"
+        expect(page.locator("header .brand")).to_have_text("Acme Hooks")
+        colour = page.evaluate("getComputedStyle(document.getElementById('new-endpoint'))"
+                               ".backgroundColor")
+        assert colour == "rgb(194, 37, 92)", colour
+        # The operator dashboard keeps its own look.
+        page.goto(server.url + "/ui/login")
+        assert "Acme Hooks" not in page.content()
