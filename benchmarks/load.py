@@ -77,6 +77,12 @@ async def _load(url: str, n: int, concurrency: int, headers: dict[str, str], tem
         bodies = make_bodies(template, n + warmup, pick, seed)
     else:
         bodies = [template.encode()] * (n + warmup)
+    # A header value with {i} (an Idempotency-Key per event) is made per request too.
+    numbered = {k: v for k, v in headers.items() if COUNTER in v}
+    fixed = {k: v for k, v in headers.items() if k not in numbered}
+    per_request = [{k: v.replace(COUNTER, str(i)) for k, v in numbered.items()}
+                   for i in range(n + warmup)] if numbered else None
+    headers = fixed
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     unexpected: list[str] = []
@@ -92,7 +98,8 @@ async def _load(url: str, n: int, concurrency: int, headers: dict[str, str], tem
             nonlocal sample
             for i in numbers:  # shared: each number is taken by exactly one task
                 started = time.perf_counter()
-                async with session.post(url, data=bodies[i]) as response:
+                extra = per_request[i] if per_request is not None else None
+                async with session.post(url, data=bodies[i], headers=extra) as response:
                     answer = await response.read()
                     status = response.status
                 if timed:

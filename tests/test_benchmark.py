@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {
     "bare-httpx", "bare-aiohttp", "httpx-over-aiohttp", "dispatcher-delivery (sqlite)",
-    "bare-fastapi", "dispatcher-ingest (sqlite)", "latency (sqlite)", "fan-out (sqlite)",
+    "bare-fastapi", "dispatcher-ingest (sqlite)", "dispatcher-ingest-keyed (sqlite)",
+    "latency (sqlite)", "fan-out (sqlite)",
     "backlog-empty (sqlite)", "backlog-1m (sqlite)",
     "tenant-less-ingest (sqlite)", "tenant-ingest (sqlite)",
 }
@@ -46,7 +47,7 @@ def test_quick_benchmark_runs_every_part(tmp_path):
     assert len(tenants["round_rates"]) == 3 and tenants["vs_tenant_less"] > 0
     # Every target of the issue is evaluated; on SQLite each one has a figure.
     sqlite_targets = [t for t in report["targets"] if "postgresql" not in t["what"]]
-    assert len(report["targets"]) == 14
+    assert len(report["targets"]) == 16
     assert all(t["value"] is not None and t["met"] in (True, False) for t in sqlite_targets)
     assert any("dispatcher-delivery (sqlite) / bare-aiohttp" in r["ratio"]
                for r in report["ratios"])

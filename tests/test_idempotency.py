@@ -3,6 +3,7 @@ different body, 422 ``idempotency_key_reused`` and nothing is created."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,7 +11,8 @@ import httpx
 import pytest
 
 from dispatcher.clock import utcnow
-from dispatcher.store import encode_payload, same_request
+from dispatcher.database import open_database
+from dispatcher.store import IdempotencyKeyReused, Store, encode_payload, same_request
 
 from .conftest import ADMIN_TOKEN
 from .harness import Receiver, poll
@@ -99,3 +101,85 @@ def test_after_the_ttl_the_key_takes_a_new_body(serve):
                      timeout=10, interval=0.2, message="the key to expire")
         assert later.json()["id"] != first.json()["id"]
         assert len(admin.get("/v1/events").json()["data"]) == 2
+
+
+# ---- inside the group commit, on each engine ----------------------------------------------
+
+
+async def _keys_in_one_group(settings) -> dict:
+    here, elsewhere = Store(open_database(settings)), Store(open_database(settings))
+    try:
+        for url in ("http://127.0.0.1:9/a", "http://127.0.0.1:9/b"):
+            await here.create_subscription("key_owner", {"url": url, "event_types": ["o.*"]})
+        key = (await here.create_key("publisher", "keys"))["id"]
+        other = (await here.create_key("publisher", "other"))["id"]
+
+        async def accept(store, body, idem, publisher=key, ttl=60.0):
+            try:
+                return await store.accept_event(publisher, "o.paid", body, idem, ttl,
+                                                check_key=True)
+            except IdempotencyKeyReused:
+                return "reused"
+
+        found: dict = {}
+        # One group: 8 repeats of one key, 2 of them with another body, keys of their own,
+        # events with none, and the same key from another publisher.
+        calls = ([accept(here, {"n": 1}, "k-1") for _ in range(6)]
+                 + [accept(here, {"n": 2}, "k-1") for _ in range(2)]
+                 + [accept(here, {"n": i}, f"own-{i}") for i in range(10)]
+                 + [accept(here, {"n": i}, None) for i in range(10)]
+                 + [accept(here, {"n": 1}, "k-1", publisher=other)])
+        found["group"] = await asyncio.gather(*calls)
+        # A later group: the stored first event answers.
+        found["later"] = await accept(here, {"n": 1}, "k-1")
+        found["later reused"] = await accept(here, {"n": 2}, "k-1")
+        # Two processes' groups race for one new key: one event.
+        found["race"] = await asyncio.gather(*(
+            accept(store, {"n": 7}, "raced") for _ in range(5) for store in (here, elsewhere)))
+        # An expired key gives way to a new event, once.
+        found["expired first"] = await accept(here, {"n": 3}, "short")
+        await asyncio.sleep(0.05)
+        found["expired"] = await asyncio.gather(*(
+            accept(here, {"n": 4}, "short", ttl=0.01) for _ in range(3)))
+        found["events"] = (await here.list_events(None, None, None, None, None, 200,
+                                                  "asc")).rows
+        found["deliveries"] = (await here.list_deliveries(None, limit=500)).rows
+        return found
+    finally:
+        await here.db.dispose()
+        await elsewhere.db.dispose()
+
+
+def test_repeats_of_a_key_in_one_group_make_one_event_and_answer_it(settings):
+    found = asyncio.run(_keys_in_one_group(settings))
+    group = found["group"]
+    first, created = group[0]
+    assert created and first["deliveries"] == 2
+    for event, again in group[1:6]:
+        assert (event["id"], event["deliveries"], again) == (first["id"], 2, False)
+    assert group[6:8] == ["reused", "reused"]
+    own = group[8:18]
+    assert all(created for _, created in own) and len({e["id"] for e, _ in own}) == 10
+    plain = group[18:28]
+    assert all(created for _, created in plain) and len({e["id"] for e, _ in plain}) == 10
+    other, created = group[28]
+    assert created and other["id"] != first["id"]  # keys are per publisher
+
+    later, again = found["later"]
+    assert (later["id"], later["deliveries"], again) == (first["id"], 2, False)
+    assert found["later reused"] == "reused"
+
+    raced = found["race"]
+    assert len({e["id"] for e, _ in raced}) == 1
+    assert sum(created for _, created in raced) == 1
+    assert {e["deliveries"] for e, _ in raced} == {2}
+
+    expired_first, _ = found["expired first"]
+    renewed = found["expired"]
+    assert len({e["id"] for e, _ in renewed}) == 1 and renewed[0][0]["id"] != expired_first["id"]
+    assert sum(created for _, created in renewed) == 1
+
+    events = found["events"]
+    # 1 (k-1) + 10 own + 10 plain + other's k-1 + raced + short twice = 25, nothing else.
+    assert len(events) == 25, len(events)
+    assert len(found["deliveries"]) == 2 * 25

@@ -148,19 +148,57 @@ _e = event_table
 EVENT_SHOWN = (_e.c.id, _e.c.type, _e.c.created_at, _e.c.payload, _e.c.tenant_id, _e.c.broadcast)
 
 
+def _stored_keys(conn: sa.Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The events stored under these (publisher, idempotency key) pairs, expired or not
+    (one at most each: the key is unique), by pair."""
+    if not keys:
+        return {}
+    e = event_table
+    pairs = sorted(set(keys))
+    rows = conn.execute(
+        sa.select(e.c.id, e.c.type, e.c.created_at, e.c.payload, e.c.tenant_id, e.c.broadcast,
+                  e.c.publisher, e.c.idempotency_key)
+        .where(sa.tuple_(e.c.publisher, e.c.idempotency_key).in_(pairs))).all()
+    return {(r.publisher, r.idempotency_key): r for r in rows}
+
+
+def _earlier(row: Any) -> Earlier:
+    """The answer for a repeat of ``row``'s key (its deliveries counted afterwards)."""
+    return {"id": row.id, "type": row.type, "created_at": row.created_at,
+            "tenant_id": row.tenant_id, "broadcast": bool(row.broadcast)}
+
+
 @dataclass(slots=True)
 class _NewEvent:
-    """An event on its way into a group commit (``Events.accept_event``)."""
+    """An event on its way into a group commit (``Events.accept_event``): with an
+    idempotency key, also what was asked (to compare with a first event) and the key's TTL."""
 
     row: EventRow
     check_key: bool
+    data: Any = None
+    ttl: float = 0.0
+
+    def key(self) -> tuple[str, str] | None:
+        key = self.row["idempotency_key"]
+        return None if key is None else (self.row["publisher"], key)
+
+    def same_as(self, payload: bytes, tenant_id: str | None, broadcast: bool) -> bool:
+        """Whether this asks for what an event stored so was asked for."""
+        return (same_request(payload, self.row["type"], self.data)
+                and (tenant_id, bool(broadcast)) == (self.row["tenant_id"],
+                                                     self.row["broadcast"]))
+
+
+# What a group commit answers for one event: its fan-out count when it is new, the first
+# event when its idempotency key was seen (``Earlier``), or why it was refused.
+Earlier = dict[str, Any]
 
 
 class Events(StoreBase):
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         # Events without an Idempotency-Key: concurrent requests commit together.
-        self._ingest: GroupCommit[_NewEvent, int] = GroupCommit(self._insert_events)
+        self._ingest: GroupCommit[_NewEvent, int | Earlier] = GroupCommit(self._insert_events)
         self._inserts: dict[str, tuple[DriverInsert, DriverInsert]] = {}  # by dialect
 
     async def accept_event(
@@ -180,51 +218,19 @@ class Events(StoreBase):
         stored (checked in its transaction; just before it for an idempotency key), else
         ``KeyDeleted`` and nothing is stored: for callers that authenticated from memory.
 
-        Events without an idempotency key commit in groups: concurrent requests share one
-        transaction (``GroupCommit``), each still returning only once it has committed.
+        Events commit in groups: concurrent requests share one transaction (``GroupCommit``),
+        each still returning only once it has committed. An idempotency key is looked up and
+        claimed inside the group's transaction, so repeats in one group make one event.
         """
         now = utcnow()
         event = EventRow(id=ids.new_id("evt"), type=event_type, publisher=publisher,
                          idempotency_key=idempotency_key, tenant_id=tenant_id,
                          broadcast=broadcast, created_at=now,
                          payload=encode_payload(event_type, now, data))
-        if idempotency_key is None:
-            fanned_out = await self._ingest.submit(_NewEvent(event, check_key))
-            return dict(event, deliveries=fanned_out), True
-        if check_key and not await self._key_is_live(publisher):
-            raise KeyDeleted(publisher)
-        e = event_table
-        asked = (event_type, data, tenant_id, broadcast)
-        earlier = await self._idempotent_event(
-            publisher, idempotency_key, now, idempotency_ttl, asked)
-        if earlier is not None:
-            return earlier, False
-        try:
-            async with self.writer.begin() as conn:
-                # An expired key gives way to the new event; a live one, committed since the
-                # look-up above, stays and makes the insert fail (IntegrityError below).
-                await conn.execute(
-                    sa.update(e)
-                    .where(e.c.publisher == publisher, e.c.idempotency_key == idempotency_key,
-                           e.c.created_at <= now - timedelta(seconds=idempotency_ttl))
-                    .values(idempotency_key=None)
-                )
-                await conn.execute(sa.insert(e), event)
-                await self._lock_tenants(conn, [event])
-                subs = (await conn.execute(audience_query([event]))).all()
-                rows = fan_out(event["id"], event_type, matching(subs, event_type), now,
-                               Trigger.SCHEDULED)
-                await _insert_deliveries(self.db, conn, rows)
-        except IntegrityError:
-            # The same idempotency key, committed by a concurrent request first.
-            earlier = await self._idempotent_event(
-                publisher, idempotency_key, now, idempotency_ttl, asked)
-            if earlier is None:
-                raise
-            return earlier, False
-        if rows:
-            self.wakeup.notify()
-        return dict(event, deliveries=len(rows)), True
+        result = await self._ingest.submit(_NewEvent(event, check_key, data, idempotency_ttl))
+        if isinstance(result, dict):
+            return result, False
+        return dict(event, deliveries=result), True
 
     async def _lock_tenants(self, conn: AsyncConnection,
                             events: Iterable[EventRow | Any]) -> None:
@@ -232,12 +238,22 @@ class Events(StoreBase):
         if named and (locks := self.db.tenant_locks(named)) is not None:
             await conn.execute(locks)
 
-    async def _insert_events(self, items: list[_NewEvent]) -> list[int | Exception]:
+    async def _insert_events(self, items: list[_NewEvent]) -> list[int | Earlier | Exception]:
         """One transaction for a group of new events (``GroupCommit``): the event rows and
-        their deliveries; per event its fan-out count, or ``KeyDeleted``."""
+        their deliveries; per event its fan-out count, the first event of its idempotency
+        key, or ``KeyDeleted`` / ``IdempotencyKeyReused``."""
         checked = {item.row["publisher"] for item in items if item.check_key}
-        results, live = await self.db.run_write(
-            functools.partial(self._write_events, items, checked))
+        keyed = any(item.row["idempotency_key"] is not None for item in items)
+        for tries_left in (2, 1, 0):
+            try:
+                results, live = await self.db.run_write(
+                    functools.partial(self._write_events, items, checked))
+                break
+            except IntegrityError:
+                # A key claimed by another process's group meanwhile (PostgreSQL): the group
+                # again finds it stored, and answers with that event.
+                if not keyed or not tries_left:
+                    raise
         for gone in checked - live:
             self._forget_key(gone)
         if any(isinstance(count, int) and count for count in results):
@@ -246,7 +262,7 @@ class Events(StoreBase):
 
     def _write_events(
         self, items: list[_NewEvent], checked: set[str], conn: sa.Connection,
-    ) -> tuple[list[int | Exception], set[str]]:
+    ) -> tuple[list[int | Earlier | Exception], set[str]]:
         """``_insert_events`` on a synchronous connection (``Database.run_write``)."""
         k = api_key_table
         event_insert, delivery_insert = self._driver_inserts(conn.dialect)
@@ -258,16 +274,41 @@ class Events(StoreBase):
         named = tenants_to_lock(i.row for i in items)
         if named and (locks := self.db.tenant_locks(named)) is not None:
             conn.execute(locks)
+        stored = _stored_keys(conn, [pair for i in items if (pair := i.key()) is not None])
         audiences = by_audience(conn.execute(audience_query(i.row for i in items)).all())
-        results: list[int | Exception] = []
+        results: list[int | Earlier | Exception] = []
         events: list[tuple[Any, ...]] = []
         deliveries: list[tuple[Any, ...]] = []
         chosen_for: dict[tuple[object, str], list[Any]] = {}
-        for item in items:
+        claimed: dict[tuple[str, str], int] = {}  # a key, and the item of this group with it
+        repeats: dict[int, int] = {}  # an item, and the earlier item of its key in the group
+        expired: list[str] = []
+        for index, item in enumerate(items):
             event = item.row
             if item.check_key and event["publisher"] not in live:
                 results.append(KeyDeleted(event["publisher"]))
                 continue
+            if (key := item.key()) is not None:
+                first = stored.get(key)
+                if first is not None and first.created_at > (
+                        event["created_at"] - timedelta(seconds=item.ttl)):
+                    results.append(_earlier(first) if item.same_as(
+                        first.payload, first.tenant_id, first.broadcast)
+                        else IdempotencyKeyReused(key[1]))
+                    continue
+                if first is not None:  # expired: the key gives way to this event
+                    expired.append(first.id)
+                    del stored[key]
+                if key in claimed:
+                    leader = items[claimed[key]].row
+                    if item.same_as(leader["payload"], leader["tenant_id"],
+                                    leader["broadcast"]):
+                        repeats[index] = claimed[key]
+                        results.append(0)  # filled in below, once the first is counted
+                    else:
+                        results.append(IdempotencyKeyReused(key[1]))
+                    continue
+                claimed[key] = index
             audience = audience_of(event)
             chosen = chosen_for.get((audience, event["type"]))
             if chosen is None:
@@ -279,6 +320,19 @@ class Events(StoreBase):
             at = delivery_insert.bind("created_at", event["created_at"])
             deliveries += fan_out(event["id"], event["type"], chosen, at, Trigger.SCHEDULED)
             results.append(len(chosen))
+        for index, first_index in repeats.items():
+            results[index] = dict(items[first_index].row, deliveries=results[first_index])
+        if stored:
+            counts = {event_id: int(n) for event_id, n in conn.execute(
+                sa.select(delivery_table.c.event_id, sa.func.count())
+                .where(delivery_table.c.event_id.in_([r.id for r in stored.values()]))
+                .group_by(delivery_table.c.event_id))}
+            for result in results:
+                if isinstance(result, dict) and "deliveries" not in result:
+                    result["deliveries"] = counts.get(result["id"], 0)
+        if expired:
+            conn.execute(sa.update(event_table).where(event_table.c.id.in_(expired))
+                         .values(idempotency_key=None))
         if events:
             event_insert.execute(conn, events)
         if deliveries:
@@ -293,38 +347,6 @@ class Events(StoreBase):
                 DriverInsert(event_table, EVENT_COLUMNS, dialect),
                 DriverInsert(delivery_table, DELIVERY_COLUMNS, dialect))
         return made
-
-    async def _idempotent_event(
-        self, publisher: str, key: str, now: datetime, ttl: float,
-        asked: tuple[str, Any, str | None, bool],
-    ) -> dict[str, Any] | None:
-        """The live event stored under ``key``, if any; ``IdempotencyKeyReused`` if it was
-        asked for with another (type, data, tenant_id, broadcast) than ``asked``."""
-        e, d = event_table, delivery_table
-        event_type, data, tenant_id, broadcast = asked
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(e.c.id, e.c.type, e.c.created_at, e.c.payload, e.c.tenant_id,
-                              e.c.broadcast).where(
-                        e.c.publisher == publisher,
-                        e.c.idempotency_key == key,
-                        e.c.created_at > now - timedelta(seconds=ttl),
-                    )
-                )
-            ).first()
-            if row is None:
-                return None
-            # Compared with the stored body: no hash column, and rows from before work alike.
-            if (not same_request(row.payload, event_type, data)
-                    or (row.tenant_id, bool(row.broadcast)) != (tenant_id, broadcast)):
-                raise IdempotencyKeyReused(key)
-            count = await conn.scalar(
-                sa.select(sa.func.count()).select_from(d).where(d.c.event_id == row.id)
-            )
-        return {"id": row.id, "type": row.type, "created_at": row.created_at,
-                "tenant_id": row.tenant_id, "broadcast": bool(row.broadcast),
-                "deliveries": count}
 
     async def list_events(
         self, publisher: str | None, event_type: str | None, after: datetime | None,
