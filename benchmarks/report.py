@@ -75,7 +75,7 @@ def ratios(results: list[Result]) -> list[tuple[str, float]]:
         pairs += [(delivery, base, c) for base in
                   ("bare-httpx", "bare-aiohttp", "httpx-over-aiohttp")]
         pairs += [(f"dispatcher-ingest ({engine})", "bare-fastapi", None),
-                  (f"dispatcher-ingest-keyed ({engine})", f"dispatcher-ingest ({engine})", None),
+                  (f"ingest-with-key ({engine})", f"ingest-without-key ({engine})", None),
                   (f"backlog-1m ({engine})", f"backlog-empty ({engine})", None),
                   (f"tenant-ingest ({engine})", f"tenant-less-ingest ({engine})", None)]
     out = []
@@ -102,8 +102,8 @@ def checks(results: list[Result]) -> list[Check]:
     for engine in ("sqlite", "postgresql"):
         # Issue 16 (f): an Idempotency-Key on every event costs little.
         out.append(Check(f"ingest with a unique Idempotency-Key / without ({engine})",
-                         _ratio(results, f"dispatcher-ingest-keyed ({engine})",
-                                f"dispatcher-ingest ({engine})"), ">=", 0.8))
+                         _ratio(results, f"ingest-with-key ({engine})",
+                                f"ingest-without-key ({engine})"), ">=", 0.8))
     for engine, limit in (("sqlite", 25), ("postgresql", 50)):
         r = _find(results, f"latency ({engine})")
         out.append(Check(f"latency p99 at 200 events/s ({engine})",

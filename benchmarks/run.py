@@ -7,7 +7,8 @@ Parts, in order (``--only`` picks some, comma-separated):
 
 - ``delivery``: ``bare-httpx``, ``bare-aiohttp``, ``httpx-over-aiohttp`` and
   ``dispatcher-delivery`` per engine, at each concurrency (``benchmarks/delivery.py``);
-- ``ingest``: ``bare-fastapi``, ``dispatcher-ingest`` and ``dispatcher-ingest-keyed`` per engine
+- ``ingest``: ``bare-fastapi``, ``dispatcher-ingest``, ``ingest-without-key`` and
+  ``ingest-with-key`` per engine
   (``benchmarks/ingest.py``);
 - ``latency``, ``fanout``, ``backlog`` per engine (``benchmarks/scenarios.py``);
 - ``tenants``: ``tenant-less-ingest`` and ``tenant-ingest`` per engine, 100,000 tenants of 3
@@ -73,7 +74,8 @@ async def measure(args: argparse.Namespace, report_one: Callable[[Result], None]
         keep(await ingest.bare_fastapi(n, args.ingest_concurrency))
         for engine in engines:
             keep(await ingest.dispatcher_ingest(engine, n, args.ingest_concurrency))
-            keep(await ingest.dispatcher_ingest(engine, n, args.ingest_concurrency, keyed=True))
+            keep(*await ingest.idempotent_ingest(engine, n, args.ingest_concurrency,
+                                                 3 if args.quick else 5))
     for engine in engines:
         if "latency" in args.only:
             keep(await scenarios.latency(engine, seconds=2.0 if args.quick else 10.0))

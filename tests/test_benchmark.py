@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {
     "bare-httpx", "bare-aiohttp", "httpx-over-aiohttp", "dispatcher-delivery (sqlite)",
-    "bare-fastapi", "dispatcher-ingest (sqlite)", "dispatcher-ingest-keyed (sqlite)",
+    "bare-fastapi", "dispatcher-ingest (sqlite)", "ingest-with-key (sqlite)",
+    "ingest-without-key (sqlite)",
     "latency (sqlite)", "fan-out (sqlite)",
     "backlog-empty (sqlite)", "backlog-1m (sqlite)",
     "tenant-less-ingest (sqlite)", "tenant-ingest (sqlite)",
