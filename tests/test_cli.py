@@ -519,13 +519,14 @@ def test_prune_dry_run_counts_what_prune_deletes_and_changes_nothing(database_ur
     assert "failed ones kept" in out and out.rstrip().endswith("nothing changed")
     would = json.loads(ok(database_url, "prune", "--dry-run", "--include-failed", "--json"))
     assert would["dry_run"] is True
-    assert would["would_delete"] == {"deliveries": 2, "attempts": 3, "events": 2}
+    assert would["would_delete"] == {"deliveries": 2, "attempts": 3, "events": 2,
+                                    "portal_links": 0}
     datetime.fromisoformat(would["older_than"])
     assert left(database_url) == before
 
     # What the dry run counted is what prune then deletes.
     done = json.loads(ok(database_url, "prune", "--include-failed", "--json"))
-    assert {k: done[k] for k in ("deliveries", "attempts", "events")} == would["would_delete"]
+    assert {k: v for k, v in done.items() if k != "older_than"} == would["would_delete"]
     assert left(database_url) == ({made["recent"]}, {made["recent_event"]}, 1)
 
 
@@ -654,3 +655,15 @@ def test_a_bad_setting_stops_a_server_command_with_one_line(tmp_path, command, s
     assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "Value error" not in done.stderr
     assert not (tmp_path / "never.db").exists()  # stopped before opening anything
+
+
+@pytest.mark.parametrize(("counts", "said"), [
+    ({"deliveries": 1, "attempts": 2, "events": 1, "portal_links": 0},
+     "1 delivery, 2 attempts and 1 event"),
+    ({"deliveries": 0, "attempts": 0, "events": 0, "portal_links": 3},
+     "0 deliveries, 0 attempts, 0 events and 3 ended portal links"),
+])
+def test_what_prune_says_it_deleted(counts, said):
+    from dispatcher.cli.prune import _pruned
+
+    assert _pruned(counts) == said

@@ -427,3 +427,30 @@ def test_the_store_knows_only_live_links(database_url):
         assert await store.portal_link(token=later_token) is None
 
     on_store(database_url, work)
+
+
+def test_prune_deletes_links_that_ended_before_its_cutoff(database_url):
+    async def work(store: Store) -> dict[str, Any]:
+        await store.put_tenant("acme", None, {})
+        made = {name: (await store.create_portal_link("acme", 3600, False))[0]
+                for name in ("live", "expired long ago", "expired lately",
+                             "revoked long ago", "revoked lately")}
+        now, p = utcnow(), portal_link_table
+        moved = {"expired long ago": {"expires_at": now - timedelta(days=40)},
+                 "expired lately": {"expires_at": now - timedelta(days=1)},
+                 "revoked long ago": {"revoked_at": now - timedelta(days=40)},
+                 "revoked lately": {"revoked_at": now - timedelta(days=1)}}
+        async with store.writer.begin() as conn:
+            for name, values in moved.items():
+                await conn.execute(sa.update(p).where(p.c.id == made[name].id).values(values))
+        cutoff = now - timedelta(days=30)
+        would = await store.count_prunable(cutoff)
+        counts = await store.prune(cutoff)
+        async with store.engine.connect() as conn:
+            left = set((await conn.execute(sa.select(p.c.id))).scalars())
+        return {"would": would, "counts": counts,
+                "left": {name for name, link in made.items() if link.id in left}}
+
+    found = on_store(database_url, work)
+    assert found["would"]["portal_links"] == found["counts"]["portal_links"] == 2
+    assert found["left"] == {"live", "expired lately", "revoked lately"}

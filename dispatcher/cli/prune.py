@@ -15,13 +15,17 @@ from .output import DRY_RUN_HELP, YES, asks_first, console, count, declined, pri
 
 
 def _pruned(counts: dict[str, int]) -> str:
+    links = counts.get("portal_links", 0)
     return (f"{count(counts['deliveries'], 'delivery', 'deliveries')}, "
-            f"{count(counts['attempts'], 'attempt', 'attempts')} and "
-            f"{count(counts['events'], 'event', 'events')}")
+            f"{count(counts['attempts'], 'attempt', 'attempts')}"
+            f"{', ' if links else ' and '}{count(counts['events'], 'event', 'events')}"
+            + (f" and {count(links, 'ended portal link', 'ended portal links')}"
+               if links else ""))
 
 
 @app.command(help=(
-    "Delete old finished deliveries, their attempts, and events left with none.\n\n"
+    "Delete old finished deliveries, their attempts, events left with none, and portal "
+    "links that ended (expired or revoked) as long ago.\n\n"
     "Finished: succeeded or cancelled, and failed with --include-failed; old: created more "
     "than --days ago. Counts them first and asks for confirmation in a terminal (unless "
     f"--yes); --dry-run only counts. Works in batches.\n\n{DIRECT}"))
@@ -35,9 +39,9 @@ def prune(
     yes: bool = YES,
     as_json: bool = typer.Option(
         False, "--json",
-        help='print {"deliveries", "attempts", "events", "older_than"} on stdout; with '
-             '--dry-run {"dry_run": true, "would_delete": {"deliveries", "attempts", '
-             '"events"}, "older_than"}'),
+        help='print {"deliveries", "attempts", "events", "portal_links", "older_than"} on '
+             'stdout; with --dry-run {"dry_run": true, "would_delete": {"deliveries", '
+             '"attempts", "events", "portal_links"}, "older_than"}'),
 ) -> None:
     kept = "" if include_failed else "; failed ones kept (--include-failed deletes them)"
 

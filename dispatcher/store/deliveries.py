@@ -11,7 +11,13 @@ import sqlalchemy as sa
 
 from .. import ids
 from ..clock import utcnow
-from ..models import attempt_table, delivery_table, event_table, subscription_table
+from ..models import (
+    attempt_table,
+    delivery_table,
+    event_table,
+    portal_link_table,
+    subscription_table,
+)
 from ..vocabulary import DeliveryStatus, Trigger
 from .base import StoreBase
 from .rows import (
@@ -41,6 +47,12 @@ def _old_events(older_than: datetime) -> list[sa.ColumnElement[bool]]:
     e = event_table
     return [e.c.id < ids.time_bound("evt", slack(older_than, +1)), e.c.created_at < older_than]
 
+
+
+def _ended_links(older_than: datetime) -> sa.ColumnElement[bool]:
+    """The portal links prune deletes: expired or revoked before ``older_than``."""
+    p = portal_link_table
+    return sa.or_(p.c.expires_at < older_than, p.c.revoked_at < older_than)
 
 
 class Deliveries(StoreBase):
@@ -209,7 +221,8 @@ class Deliveries(StoreBase):
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, int]:
         """Delete finished deliveries created before ``older_than`` with their attempts, then
-        events with no delivery left; batch by batch. ``failed`` ones only when asked."""
+        events with no delivery left, batch by batch (``failed`` ones only when asked); and
+        portal links that expired or were revoked before then."""
         a, d, e = attempt_table, delivery_table, event_table
         counts = {"deliveries": 0, "attempts": 0, "events": 0}
         while True:
@@ -243,6 +256,10 @@ class Deliveries(StoreBase):
                     await conn.execute(sa.delete(e).where(e.c.id.in_(orphans), no_delivery))
             counts["events"] += len(orphans)
             after = old[-1]
+        async with self.writer.begin() as conn:
+            gone = await conn.execute(sa.delete(portal_link_table).where(
+                _ended_links(older_than)))
+        counts["portal_links"] = int(gone.rowcount or 0)
         return counts
 
     async def count_prunable(self, older_than: datetime, include_failed: bool = False
@@ -259,4 +276,7 @@ class Deliveries(StoreBase):
                 .where(prunable))
             events = await conn.scalar(
                 sa.select(sa.func.count()).select_from(e).where(*_old_events(older_than), ~kept))
-        return {"deliveries": deliveries or 0, "attempts": attempts or 0, "events": events or 0}
+            links = await conn.scalar(sa.select(sa.func.count()).select_from(portal_link_table)
+                                      .where(_ended_links(older_than)))
+        return {"deliveries": deliveries or 0, "attempts": attempts or 0, "events": events or 0,
+                "portal_links": links or 0}
