@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from ... import ids
 from ...clock import as_utc, utcnow
-from ...store import Conflict
+from ...store import Conflict, Scope, Store
 from ...vocabulary import DeliveryStatus
 from ..session import Session
 from .site import (
@@ -92,20 +92,29 @@ async def deliveries(request: Request, session: Admin) -> Response:
                   replay_query=query_of({**filters, "status": DeliveryStatus.FAILED}))
 
 
-async def _delivery_page(request: Request, session: Session, delivery_id: str,
-                         status: int = 200, **context: Any) -> Response:
-    store = store_of(request)
-    delivery = await found(store.get_delivery(path_id(delivery_id, "dlv"), None))
-    attempts = await store.list_attempts(delivery_id, None, None, 500, "asc")
+async def delivery_context(store: Store, delivery_id: str, scope: Scope | None
+                           ) -> dict[str, Any]:
+    """What a delivery's page shows (the dashboard's and the portal's): the delivery in
+    ``scope`` (404 page otherwise), its attempts, its event's body, whether an attempt is
+    under way, and its subscription's name."""
+    delivery = await found(store.get_delivery(path_id(delivery_id, "dlv"), scope))
+    attempts = await store.list_attempts(delivery["id"], scope, None, 500, "asc")
+    # The delivery is in scope, so its event's body is what its subscription was sent.
     event = await found(store.get_event(delivery["event_id"], None))
     in_flight = (delivery["status"] == DeliveryStatus.PENDING
                  and delivery["lease_until"] is not None and delivery["lease_until"] > utcnow())
-    names = await store.subscription_names([delivery["subscription_id"]])
-    tenants = await store.tenant_names([delivery["tenant_id"]])
-    return render(request, "delivery.html", status=status, session=session, d=delivery,
-                  tenants=tenants,
-                  attempts=attempts.rows, payload=pretty_payload(bytes(event["payload"])),
-                  in_flight=in_flight, names=names, **context)
+    return {"d": delivery, "attempts": attempts.rows, "in_flight": in_flight,
+            "payload": pretty_payload(bytes(event["payload"])),
+            "names": await store.subscription_names([delivery["subscription_id"]])}
+
+
+async def _delivery_page(request: Request, session: Session, delivery_id: str,
+                         status: int = 200, **context: Any) -> Response:
+    store = store_of(request)
+    shown = await delivery_context(store, delivery_id, None)
+    tenants = await store.tenant_names([shown["d"]["tenant_id"]])
+    return render(request, "delivery.html", status=status, session=session, tenants=tenants,
+                  **shown, **context)
 
 
 @router.get("/deliveries/{delivery_id}")

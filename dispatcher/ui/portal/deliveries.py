@@ -6,11 +6,9 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from ...clock import utcnow
 from ...store import Conflict
-from ...vocabulary import DeliveryStatus
-from ..pages.deliveries import STATUSES, delivery_filters, query_of
-from ..pages.site import PAGE_SIZE, PageError, cursor_of, found, path_id, pretty_payload, store_of
+from ..pages.deliveries import STATUSES, delivery_context, delivery_filters, query_of
+from ..pages.site import PAGE_SIZE, PageError, cursor_of, found, path_id, store_of
 from .site import Customer, Visit, change_of, log_change, render, router
 
 FILTERS = ("status", "subscription_id", "event_type", "since", "until")
@@ -42,17 +40,8 @@ async def deliveries(request: Request, visit: Customer) -> Response:
 
 async def _delivery_page(request: Request, visit: Visit, delivery_id: str, status: int = 200,
                          **context: object) -> Response:
-    store = store_of(request)
-    delivery = await found(store.get_delivery(path_id(delivery_id, "dlv"), visit.scope))
-    attempts = await store.list_attempts(delivery["id"], visit.scope, None, 500, "asc")
-    # The delivery is the tenant's, so its event's body is what the tenant was sent.
-    event = await found(store.get_event(delivery["event_id"], None))
-    in_flight = (delivery["status"] == DeliveryStatus.PENDING
-                 and delivery["lease_until"] is not None and delivery["lease_until"] > utcnow())
-    names = await store.subscription_names([delivery["subscription_id"]])
-    return render(request, "portal/delivery.html", visit, status=status, d=delivery,
-                  attempts=attempts.rows, payload=pretty_payload(bytes(event["payload"])),
-                  in_flight=in_flight, names=names, **context)
+    shown = await delivery_context(store_of(request), delivery_id, visit.scope)
+    return render(request, "portal/delivery.html", visit, status=status, **shown, **context)
 
 
 @router.get("/deliveries/{delivery_id}")
