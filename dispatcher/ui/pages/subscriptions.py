@@ -44,6 +44,33 @@ async def health_context(store: Store, rows: list[dict[str, Any]]) -> dict[str, 
             "tenants": await store.tenant_names([r["tenant_id"] for r in rows])}
 
 
+GRACE_RULE = "The grace period is a number of hours from 0 to 720."
+
+
+def grace_hours(fields: dict[str, str]) -> float | None:
+    """A rotate form's grace period in hours (default 24); None when it is not 0 to 720."""
+    try:
+        hours = float(fields.get("grace_hours") or 24)
+    except ValueError:
+        return None
+    return hours if 0 <= hours <= 720 else None
+
+
+def test_request(fields: dict[str, str]) -> tuple[str, Any, str | None]:
+    """A test-send form's event type and data, and what is wrong with them (None: nothing)."""
+    event_type = fields.get("type") or "dispatcher.test"
+    try:
+        data = json.loads(fields.get("data") or "{}")
+    except ValueError:
+        return event_type, None, "The data is not valid JSON."
+    if not isinstance(data, dict):
+        return event_type, data, "The data must be a JSON object."
+    if len(event_type) > 128 or not is_valid_type(event_type):
+        return event_type, data, ("The type is letters, digits and _ in dot-separated parts "
+                                  "(at most 128).")
+    return event_type, data, None
+
+
 @router.get("/subscriptions")
 async def subscriptions(request: Request, session: Admin) -> Response:
     params = dict(request.query_params)
@@ -107,14 +134,10 @@ async def set_enabled(request: Request, session: Admin, sub_id: str) -> Response
 @router.post("/subscriptions/{sub_id}/rotate")
 async def rotate(request: Request, session: Admin, sub_id: str) -> Response:
     fields = await form_of(request, session)
-    try:
-        hours = float(fields.get("grace_hours") or 24)
-    except ValueError:
-        hours = -1
-    if not 0 <= hours <= 720:
-        return await _subscription_page(
-            request, session, sub_id, status=400,
-            rotate_error="The grace period is a number of hours from 0 to 720.")
+    hours = grace_hours(fields)
+    if hours is None:
+        return await _subscription_page(request, session, sub_id, status=400,
+                                        rotate_error=GRACE_RULE)
     row = await found(store_of(request).rotate_secret(path_id(sub_id, "sub"), None,
                                                       hours * 3600, None))
     audit.info("dashboard: signing secret rotated (grace %g h)", hours,
@@ -126,16 +149,7 @@ async def rotate(request: Request, session: Admin, sub_id: str) -> Response:
 @router.post("/subscriptions/{sub_id}/test")
 async def test_event(request: Request, session: Admin, sub_id: str) -> Response:
     fields = await form_of(request, session)
-    event_type = fields.get("type") or "dispatcher.test"
-    problem = None
-    try:
-        data = json.loads(fields.get("data") or "{}")
-    except ValueError:
-        data, problem = None, "The data is not valid JSON."
-    if problem is None and not isinstance(data, dict):
-        problem = "The data must be a JSON object."
-    if problem is None and (len(event_type) > 128 or not is_valid_type(event_type)):
-        problem = "The type is letters, digits and _ in dot-separated parts (at most 128)."
+    event_type, data, problem = test_request(fields)
     if problem is not None:
         return await _subscription_page(request, session, sub_id, status=400,
                                         test_error=problem, test_type=event_type,

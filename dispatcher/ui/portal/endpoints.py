@@ -3,7 +3,6 @@ create, edit, enable/disable, delete, rotate the secret, send a test, recover fa
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
@@ -13,14 +12,13 @@ from pydantic import ValidationError
 from ...api.messages import explain
 from ...api.schemas import SubscriptionIn, SubscriptionPatch
 from ...clock import utcnow
-from ...event_types import is_valid_type
 from ...probe import send_test
 from ...store import Conflict, DeliveryFilter, Store
 from ...targets import InvalidTarget, check_url, guard_for
 from ...vocabulary import DeliveryStatus
 from ..pages.deliveries import parse_time
 from ..pages.site import PageError, found, path_id, store_of
-from ..pages.subscriptions import health_context
+from ..pages.subscriptions import GRACE_RULE, grace_hours, health_context, test_request
 from .site import Customer, Visit, change_of, log_change, may_change, render, router
 
 TYPE_FIELD = "t."  # a checked event type of the form: t.<type>=on
@@ -70,6 +68,11 @@ async def offered_types(store: Store, visit: Visit) -> list[str]:
     return await store.recent_event_types(visit.tenant_id)
 
 
+async def endpoint_of(store: Store, visit: Visit, sub_id: str) -> dict[str, Any]:
+    """The visit's tenant's subscription ``sub_id``; the 404 page for any other."""
+    return await found(store.get_subscription(path_id(sub_id, "sub"), visit.scope))
+
+
 @router.get("")
 async def endpoints(request: Request, visit: Customer) -> Response:
     store = store_of(request)
@@ -116,7 +119,7 @@ async def _endpoint_page(request: Request, visit: Visit, sub_id: str, status: in
                          sub: dict[str, Any] | None = None, **context: Any) -> Response:
     store = store_of(request)
     if sub is None:
-        sub = await found(store.get_subscription(path_id(sub_id, "sub"), visit.scope))
+        sub = await endpoint_of(store, visit, sub_id)
     recent = await store.list_deliveries(visit.scope, subscription_id=sub["id"], limit=20)
     health = await health_context(store, [sub])
     return render(request, "portal/endpoint.html", visit, status=status, sub=sub,
@@ -133,7 +136,7 @@ async def endpoint(request: Request, visit: Customer, sub_id: str) -> Response:
 @router.get("/endpoints/{sub_id}/edit")
 async def edit_endpoint(request: Request, visit: Customer, sub_id: str) -> Response:
     may_change(visit)
-    sub = await found(store_of(request).get_subscription(path_id(sub_id, "sub"), visit.scope))
+    sub = await endpoint_of(store_of(request), visit, sub_id)
     return await _form_page(request, visit, sub)
 
 
@@ -141,7 +144,7 @@ async def edit_endpoint(request: Request, visit: Customer, sub_id: str) -> Respo
 async def update_endpoint(request: Request, visit: Customer, sub_id: str) -> Response:
     form = await change_of(request, visit)
     store = store_of(request)
-    sub = await found(store.get_subscription(path_id(sub_id, "sub"), visit.scope))
+    sub = await endpoint_of(store, visit, sub_id)
     try:
         changes = checked(request, endpoint_fields(form), SubscriptionPatch)
     except (PageError, ValueError) as exc:
@@ -169,7 +172,7 @@ async def set_enabled(request: Request, visit: Customer, sub_id: str) -> Respons
 @router.get("/endpoints/{sub_id}/delete")
 async def confirm_delete(request: Request, visit: Customer, sub_id: str) -> Response:
     may_change(visit)
-    sub = await found(store_of(request).get_subscription(path_id(sub_id, "sub"), visit.scope))
+    sub = await endpoint_of(store_of(request), visit, sub_id)
     return render(request, "portal/endpoint_delete.html", visit, sub=sub)
 
 
@@ -184,14 +187,10 @@ async def delete_endpoint(request: Request, visit: Customer, sub_id: str) -> Res
 @router.post("/endpoints/{sub_id}/rotate")
 async def rotate(request: Request, visit: Customer, sub_id: str) -> Response:
     form = await change_of(request, visit)
-    try:
-        hours = float(form.get("grace_hours") or 24)
-    except ValueError:
-        hours = -1
-    if not 0 <= hours <= 720:
-        return await _endpoint_page(
-            request, visit, sub_id, status=400,
-            rotate_error="The grace period is a number of hours from 0 to 720.")
+    hours = grace_hours(form)
+    if hours is None:
+        return await _endpoint_page(request, visit, sub_id, status=400,
+                                    rotate_error=GRACE_RULE)
     row = await found(store_of(request).rotate_secret(path_id(sub_id, "sub"), visit.scope,
                                                       hours * 3600, None))
     log_change(visit, "signing secret rotated", subscription_id=sub_id)
@@ -202,20 +201,11 @@ async def rotate(request: Request, visit: Customer, sub_id: str) -> Response:
 @router.post("/endpoints/{sub_id}/test")
 async def test_event(request: Request, visit: Customer, sub_id: str) -> Response:
     form = await change_of(request, visit)
-    event_type = form.get("type") or "dispatcher.test"
-    problem = None
-    try:
-        data = json.loads(form.get("data") or "{}")
-    except ValueError:
-        data, problem = None, "The data is not valid JSON."
-    if problem is None and not isinstance(data, dict):
-        problem = "The data must be a JSON object."
-    if problem is None and (len(event_type) > 128 or not is_valid_type(event_type)):
-        problem = "The type is letters, digits and _ in dot-separated parts (at most 128)."
+    event_type, data, problem = test_request(form)
     if problem is not None:
         return await _endpoint_page(request, visit, sub_id, status=400, test_error=problem,
                                     test_type=event_type, test_data=form.get("data", ""))
-    sub = await found(store_of(request).get_subscription(path_id(sub_id, "sub"), visit.scope))
+    sub = await endpoint_of(store_of(request), visit, sub_id)
     result = await send_test(request.state.http_client, request.state.settings, sub,
                              event_type, data)
     log_change(visit, "test event sent", subscription_id=sub_id,
@@ -239,7 +229,7 @@ async def confirm_recover(request: Request, visit: Customer, sub_id: str) -> Res
     """The count first: what would be sent again, and a form to confirm it."""
     form = await change_of(request, visit)
     store = store_of(request)
-    sub = await found(store.get_subscription(path_id(sub_id, "sub"), visit.scope))
+    sub = await endpoint_of(store, visit, sub_id)
     try:
         window = _recovery(visit, sub["id"], form)
     except PageError as exc:
@@ -253,7 +243,7 @@ async def confirm_recover(request: Request, visit: Customer, sub_id: str) -> Res
 async def recover(request: Request, visit: Customer, sub_id: str) -> Response:
     form = await change_of(request, visit)
     store = store_of(request)
-    sub = await found(store.get_subscription(path_id(sub_id, "sub"), visit.scope))
+    sub = await endpoint_of(store, visit, sub_id)
     window = _recovery(visit, sub["id"], form)
     replayed = await store.replay(window)
     log_change(visit, "failed deliveries recovered", subscription_id=sub_id,
