@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..database import Database
-from ..models import api_key_table
 from ..sealing import SecretBox, parse_keys
 from .rows import KeyRow, Page, row_dict
 
@@ -51,15 +50,6 @@ class StoreBase:
         for digest, known in list(self._known_keys.items()):
             if known["id"] == key_id:
                 del self._known_keys[digest]
-
-    async def _key_is_live(self, key_id: str) -> bool:
-        k = api_key_table
-        async with self.engine.connect() as conn:
-            found = await conn.scalar(
-                sa.select(k.c.id).where(k.c.id == key_id, k.c.deleted_at.is_(None)))
-        if found is None:
-            self._forget_key(key_id)
-        return found is not None
 
     async def _page(
         self, stmt: sa.Select[Any], id_col: sa.ColumnElement[str], cursor: str | None,

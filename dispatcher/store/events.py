@@ -166,10 +166,11 @@ def _stored_keys(conn: sa.Connection, keys: list[tuple[str, str]]) -> dict[tuple
     return {(r.publisher, r.idempotency_key): r for r in rows}
 
 
-def _earlier(row: Any) -> Earlier:
-    """The answer for a repeat of ``row``'s key (its deliveries counted afterwards)."""
+def _earlier(row: Any, counts: dict[str, int]) -> Earlier:
+    """The answer for a repeat of ``row``'s key: that event, with its deliveries counted."""
     return {"id": row.id, "type": row.type, "created_at": row.created_at,
-            "tenant_id": row.tenant_id, "broadcast": bool(row.broadcast)}
+            "tenant_id": row.tenant_id, "broadcast": bool(row.broadcast),
+            "deliveries": counts.get(row.id, 0)}
 
 
 @dataclass(slots=True)
@@ -219,7 +220,7 @@ class Events(StoreBase):
         an ``idempotency_key`` seen from this publisher within the TTL returns the first, or
         raises ``IdempotencyKeyReused`` when the first had another type, data or audience.
         With ``check_key`` the API key ``publisher`` must still be live when the event is
-        stored (checked in its transaction; just before it for an idempotency key), else
+        stored (checked in its transaction), else
         ``KeyDeleted`` and nothing is stored: for callers that authenticated from memory.
 
         Events commit in groups: concurrent requests share one transaction (``GroupCommit``),
@@ -279,6 +280,10 @@ class Events(StoreBase):
         if named and (locks := self.db.tenant_locks(named)) is not None:
             conn.execute(locks)
         stored = _stored_keys(conn, [pair for i in items if (pair := i.key()) is not None])
+        counts = {event_id: int(n) for event_id, n in conn.execute(
+            sa.select(delivery_table.c.event_id, sa.func.count())
+            .where(delivery_table.c.event_id.in_([r.id for r in stored.values()]))
+            .group_by(delivery_table.c.event_id))} if stored else {}
         audiences = by_audience(conn.execute(audience_query(i.row for i in items)).all())
         results: list[int | Earlier | Exception] = []
         events: list[tuple[Any, ...]] = []
@@ -296,7 +301,7 @@ class Events(StoreBase):
                 first = stored.get(key)
                 if first is not None and first.created_at > (
                         event["created_at"] - timedelta(seconds=item.ttl)):
-                    results.append(_earlier(first) if item.same_as(
+                    results.append(_earlier(first, counts) if item.same_as(
                         first.payload, first.tenant_id, first.broadcast)
                         else IdempotencyKeyReused(key[1]))
                     continue
@@ -326,14 +331,6 @@ class Events(StoreBase):
             results.append(len(chosen))
         for index, first_index in repeats.items():
             results[index] = dict(items[first_index].row, deliveries=results[first_index])
-        if stored:
-            counts = {event_id: int(n) for event_id, n in conn.execute(
-                sa.select(delivery_table.c.event_id, sa.func.count())
-                .where(delivery_table.c.event_id.in_([r.id for r in stored.values()]))
-                .group_by(delivery_table.c.event_id))}
-            for result in results:
-                if isinstance(result, dict) and "deliveries" not in result:
-                    result["deliveries"] = counts.get(result["id"], 0)
         if expired:
             conn.execute(sa.update(event_table).where(event_table.c.id.in_(expired))
                          .values(idempotency_key=None))
