@@ -179,9 +179,23 @@ def _counted() -> Any:
     return REGISTRY
 
 
-def render(stats: QueueStats | None) -> bytes:
+class _Snapshot(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def counted_now() -> Collector:
+    """The counters and histograms as they are now. Read before the queue's state: an
+    attempt is counted after its commit, so the gauges then include every counted one."""
+    return _Snapshot(list(_counted().collect()))
+
+
+def render(counted: Collector, stats: QueueStats | None) -> bytes:
     """``/metrics`` of an API process: the counters and histograms, and the queue gauges."""
-    return generate_latest(_Joined(_counted(), QueueCollector(stats)))
+    return generate_latest(_Joined(counted, QueueCollector(stats)))
 
 
 def authorized(header: str | None, token: str | None) -> bool:

@@ -264,3 +264,19 @@ def test_metrics_is_in_the_openapi_as_text():
     assert list(operation["responses"]["200"]["content"]) == [
         "text/plain; version=0.0.4; charset=utf-8"]
     assert "401" in operation["responses"]
+
+
+def test_a_scrape_reads_the_counters_before_the_queue():
+    """Attempts are counted after their commit; /metrics takes the counters first, so its
+    queue gauges (read after) include every attempt the counters show."""
+    from dispatcher import metrics
+    from dispatcher.store import QueueStats
+
+    before = metrics.counted_now()
+    metrics.EVENTS_ACCEPTED.inc()  # what a commit that lands between the two reads counts
+    stats = QueueStats(pending=0, held=0, failed=0, oldest_due_seconds=0.0,
+                       disabled_subscriptions=0, failing_subscriptions=0)
+    then, now = (parse(metrics.render(c, stats).decode())
+                 for c in (before, metrics.counted_now()))
+    assert value(now, "dispatcher_events_accepted_total") == value(
+        then, "dispatcher_events_accepted_total") + 1

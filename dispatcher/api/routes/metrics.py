@@ -47,5 +47,6 @@ async def get_metrics(request: Request) -> Response:
     if not metrics.authorized(request.headers.get("authorization"), token):
         return error_response(401, "unauthorized",
                               "send 'Authorization: Bearer <metrics token>'")
-    body = metrics.render(await _queue_stats(request))
+    counted = metrics.counted_now()
+    body = metrics.render(counted, await _queue_stats(request))
     return Response(body, media_type=metrics.CONTENT_TYPE)
