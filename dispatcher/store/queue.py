@@ -110,8 +110,8 @@ class Queue(StoreBase):
     async def claim_due(
         self, owner: str, limit: int, lease_seconds: float, skip: Sequence[str] = ()
     ) -> list[Job]:
-        """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs, oldest
-        due first.
+        """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs, first
+        attempts first, each lane oldest due first.
 
         ``skip``: subscriptions this worker may not start more attempts for just now.
         """
@@ -163,7 +163,8 @@ class Queue(StoreBase):
                 failing_since=sub.failing_since,
                 resume_at=r.resume_at,
             )
-            for r in sorted(claimed, key=lambda r: r.next_attempt_at)
+            # First attempts first, as the claim chose them; each lane in due order.
+            for r in sorted(claimed, key=lambda r: (r.attempts > 0, r.next_attempt_at))
             if (sub := subs.get(r.subscription_id)) is not None and r.event_id in payloads
         ]
 
