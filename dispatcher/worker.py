@@ -336,7 +336,7 @@ class Worker:
             try:
                 await self.queue.extend_leases(self.owner, list(self.leased), lease)
             except Exception as exc:
-                log.warning("could not extend leases (%s)", type(exc).__name__)
+                log.warning("could not extend leases (%s)", describe(exc))
 
     async def _prune_loop(self) -> None:
         """Retention: every ``prune_interval_seconds``, remove finished deliveries older than
