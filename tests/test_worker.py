@@ -44,6 +44,13 @@ async def deliver_all(settings, subscription: dict[str, Any], events: int,
     return attempts
 
 
+async def until(done: Any, seconds: float = 10) -> None:
+    """Poll ``done()`` every 10 ms, for at most ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while not done():  # noqa: ASYNC110 - a condition in another thread: polled
+            await asyncio.sleep(0.01)
+
+
 class OnlyTheQueue:
     """The store as the worker may see it: the members of ``WorkQueue``, nothing else."""
 
@@ -300,15 +307,11 @@ def test_fresh_deliveries_are_not_held_behind_a_retry_storm(make_settings):
         worker = Worker(store, client, settings)
         task = asyncio.create_task(worker.run())
         try:
-            async with asyncio.timeout(10):
-                while storm.count() < 20:  # the storm is under way
-                    await asyncio.sleep(0.01)
+            await until(lambda: storm.count() >= 20)  # the storm is under way
             for i in range(5):
                 await store.accept_event("key_test", "fresh.event", {"i": i}, None, 60)
             worker.queue.wake()
-            async with asyncio.timeout(10):
-                while healthy.count() < 5:
-                    await asyncio.sleep(0.01)
+            await until(lambda: healthy.count() >= 5)
             return storm.count()
         finally:
             worker.stop()
