@@ -11,6 +11,9 @@ type for the engine (SQLite keeps times as zone-less text), so a loaded row cann
 from one the API wrote. Only the path differs, to load a million in seconds rather than
 minutes: on SQLite one ``executemany`` in one transaction through the standard ``sqlite3``
 module, on PostgreSQL ``COPY`` through asyncpg's ``copy_records_to_table``.
+
+``load_failed_once`` writes deliveries waiting for their first retry, with that first attempt
+(a retry storm); ``insert_rows`` any rows of any tables, bound the same way.
 """
 
 from __future__ import annotations

@@ -17,10 +17,11 @@ them: a new event must reach the worker by a wake-up, not by polling); the recei
 - ``backlog``: M deliveries by one ``dispatcher worker`` process, the worker's RSS once
   they are done, with M pending deliveries in the database (``backlog-empty``) and with
   1,000,000 (``backlog-1m``; M are the oldest, delivered first).
-- ``storm``: latency twice, each in a fresh deployment: alone (``calm p99``), and with a
-  retry storm under it (``storm p99``): 5,000 deliveries to 50 subscriptions whose receiver
-  answers 503, each failed once already, their retries due evenly over the first 5 s of the
-  10 s window (loaded in the 1 s before the window opens; the calm run waits as long).
+- ``storm``: latency's measurement twice on one deployment, one after the other: alone
+  (``calm p99``), then with a retry storm under it (``storm p99``): 5,000 deliveries to 50
+  subscriptions whose receiver answers 503, each failed once already, their retries due
+  evenly over the first 5 s of the 10 s window (loaded in the 1 s before the window opens;
+  the calm window waits as long).
 - ``processes``: ``dispatcher serve`` on the defaults (``serve-default``) and with
   ``DISPATCHER_WORKER_PROCESSES=0`` (``serve-one-process``), 40,000 deliveries over 1,000
   subscriptions loaded before it starts, until all are ``succeeded``.
@@ -37,8 +38,9 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -144,30 +146,32 @@ async def latency(engine: str, seconds: float = 10.0, rate: int = 200,
                   warmup: int = 20) -> Result:
     """Events at a steady ``rate`` for ``seconds`` (open loop), one subscription: the time
     from each 202 reaching the publisher to the request reaching the receiver."""
-    return await _latency(f"latency ({engine})", engine, seconds, rate, warmup)
+    (result,) = await _latency(engine, [Window(f"latency ({engine})")], seconds, rate, warmup)
+    return result
 
 
 async def storm_latency(engine: str, seconds: float = 10.0, rate: int = 200,
                         storm: int = 5_000, storm_subscriptions: int = 50) -> list[Result]:
-    """``latency`` twice, side by side: alone (``calm p99``), then with a retry storm under
-    it (``storm p99``): ``storm`` deliveries to ``storm_subscriptions`` subscriptions whose
-    receiver answers 503 at once, each already failed once, their retries coming due evenly
-    over the first half of the measured window (``RetryStorm``)."""
-    calm = await _latency(f"calm p99 ({engine})", engine, seconds, rate,
-                          lead=STORM_LEAD_SECONDS)
-    stormy = await _latency(f"storm p99 ({engine})", engine, seconds, rate,
-                            lead=STORM_LEAD_SECONDS,
-                            storm=RetryStorm(storm, storm_subscriptions, seconds / 2))
+    """``latency``'s measurement twice on one deployment, one after the other: alone
+    (``calm p99``), then with a retry storm under it (``storm p99``): ``storm`` deliveries to
+    ``storm_subscriptions`` subscriptions whose receiver answers 503 at once, each already
+    failed once, their retries coming due evenly over the first half of the window
+    (``RetryStorm``). Both windows open ``STORM_LEAD_SECONDS`` after what came before."""
+    retry_storm = RetryStorm(storm, storm_subscriptions, seconds / 2)
+    calm, stormy = await _latency(
+        engine, [Window(f"calm p99 ({engine})", STORM_LEAD_SECONDS),
+                 Window(f"storm p99 ({engine})", STORM_LEAD_SECONDS, retry_storm)],
+        seconds, rate, prepare=retry_storm.prepare)
     stormy.extra["p99_vs_calm"] = round(stormy.extra["p99_ms"] / calm.extra["p99_ms"], 2)
     return [calm, stormy]
 
 
 class RetryStorm:
-    """What the storm run adds to a latency run: ``deliveries`` to ``subscriptions``
-    subscriptions of a receiver answering 503 (a process of its own), loaded just before the
-    measured window as failed once (``bulk.load_failed_once``), their retries due evenly from
-    the window's start over ``spread_seconds``. Each is attempted once in the window (the
-    next retry is minutes away)."""
+    """What the storm window adds: ``deliveries`` to ``subscriptions`` subscriptions of a
+    receiver answering 503 (a process of its own), loaded just before the window as failed
+    once (``bulk.load_failed_once``), their retries due evenly from the window's start over
+    ``spread_seconds``. Each is attempted once in the window (the next retry is minutes
+    away)."""
 
     def __init__(self, deliveries: int, subscriptions: int, spread_seconds: float) -> None:
         self.deliveries = deliveries
@@ -177,7 +181,8 @@ class RetryStorm:
         self.ids: list[str] = []
 
     async def prepare(self, database_url: str, stack: AsyncExitStack) -> None:
-        """Before dispatcher starts: the failing receiver and its subscriptions."""
+        """Before dispatcher starts: the failing receiver and its subscriptions (which no
+        published event matches)."""
         port = await stack.enter_async_context(off_loop(Receiver(status=503)))
         self.owner, self.ids = await make_subscriptions(
             database_url, [f"http://127.0.0.1:{port}/s/{i}" for i in range(self.subscriptions)],
@@ -189,7 +194,7 @@ class RetryStorm:
         return {"storm_load_seconds": round(load, 2)}
 
     async def figures(self, database_url: str) -> dict[str, Any]:
-        """How many of the storm's retries were attempted by the end of the run."""
+        """How many of the storm's retries were attempted by the end of the window."""
         a, d = attempt_table, delivery_table
         retried = await _count(database_url, sa.select(sa.func.count()).select_from(
             a.join(d, d.c.id == a.c.delivery_id)).where(
@@ -198,29 +203,34 @@ class RetryStorm:
                 "storm_spread_s": self.spread_seconds, "storm_attempts": retried}
 
 
-async def _latency(name: str, engine: str, seconds: float, rate: int, warmup: int = 20,
-                   lead: float = 0.05, storm: RetryStorm | None = None) -> Result:
-    """The latency measurement, named ``name``: its window opens ``lead`` seconds after the
-    warm-up; with ``storm``, a retry storm is loaded meanwhile and runs under it.
+@dataclass
+class Window:
+    """One measured window of a latency run: its result's name, how long after what came
+    before it opens, and a retry storm to run under it."""
 
-    Raw differences of ``time.monotonic()`` read in two processes (the same clock): a value
-    can be slightly negative when the worker delivers before the 202 has made its way back
-    to the publisher; such values are kept as they are, not clipped. Every event must
-    arrive at least once (a duplicate is allowed, at least once, and counted).
-    """
-    n = max(1, round(seconds * rate))
+    name: str
+    lead: float = 0.05
+    storm: RetryStorm | None = None
+
+
+async def _latency(engine: str, windows: list[Window], seconds: float, rate: int,
+                   warmup: int = 20,
+                   prepare: Callable[[str, AsyncExitStack], Awaitable[None]] | None = None,
+                   ) -> list[Result]:
+    """One deployment, warmed up, then each window in turn: events at ``rate`` for
+    ``seconds`` to one subscription; ``prepare(database_url, stack)`` runs before dispatcher
+    starts."""
     receiver = Receiver(record=True)
     # The latency must come from wake-ups, not polling: the default poll interval, whatever
     # the environment says.
     poll = str(Settings.model_fields["poll_interval_seconds"].default)
-    also: dict[str, Any] = {}
     async with AsyncExitStack() as stack:
         port = await stack.enter_async_context(off_loop(receiver))
         database_url = await stack.enter_async_context(fresh_database(engine))
         await make_subscriptions(database_url, [f"http://127.0.0.1:{port}/hook"],
                                  ["bench.*"], concurrency=1)
-        if storm is not None:
-            await storm.prepare(database_url, stack)
+        if prepare is not None:
+            await prepare(database_url, stack)
         api_url = await stack.enter_async_context(
             deployment(engine, database_url, DISPATCHER_POLL_INTERVAL_SECONDS=poll))
         session = await stack.enter_async_context(client())
@@ -228,17 +238,33 @@ async def _latency(name: str, engine: str, seconds: float, rate: int, warmup: in
         warm = {(await publish(session, api_url, "bench.warmup", {"i": i}))["id"]
                 for i in range(warmup)}
         await arrivals(receiver, warm, 30)
-        await asyncio.to_thread(receiver.clear)
-        start = time.monotonic() + lead
-        if storm is not None:
-            window_start = utcnow() + timedelta(seconds=start - time.monotonic())
-            also |= await storm.start(database_url, window_start)
-            if time.monotonic() > start:
-                raise RuntimeError(f"loading the storm took longer than the {lead:g} s lead")
-        answered, lags, accept_ms = await _open_loop(session, api_url, n, rate, start)
-        records = await arrivals(receiver, set(answered), 30 + seconds)
-        if storm is not None:
-            also |= await storm.figures(database_url)
+        return [await _window(window, receiver, session, api_url, database_url, seconds, rate)
+                for window in windows]
+
+
+async def _window(window: Window, receiver: Receiver, session: aiohttp.ClientSession,
+                  api_url: str, database_url: str, seconds: float, rate: int) -> Result:
+    """One window: the time from each 202 reaching the publisher to the request reaching
+    the receiver.
+
+    Raw differences of ``time.monotonic()`` read in two processes (the same clock): a value
+    can be slightly negative when the worker delivers before the 202 has made its way back
+    to the publisher; such values are kept as they are, not clipped. Every event must
+    arrive at least once (a duplicate is allowed, at least once, and counted).
+    """
+    n = max(1, round(seconds * rate))
+    also: dict[str, Any] = {}
+    await asyncio.to_thread(receiver.clear)
+    start = time.monotonic() + window.lead
+    if window.storm is not None:
+        window_start = utcnow() + timedelta(seconds=start - time.monotonic())
+        also |= await window.storm.start(database_url, window_start)
+        if time.monotonic() > start:
+            raise RuntimeError(f"loading the storm took longer than the {window.lead:g} s lead")
+    answered, lags, accept_ms = await _open_loop(session, api_url, n, rate, start)
+    records = await arrivals(receiver, set(answered), 30 + seconds)
+    if window.storm is not None:
+        also |= await window.storm.figures(database_url)
     first: dict[str, float] = {}
     duplicates = 0
     for event_id, _path, arrived in records:
@@ -249,7 +275,7 @@ async def _latency(name: str, engine: str, seconds: float, rate: int, warmup: in
                 first[event_id] = arrived
     ms = sorted((first[e] - answered[e]) * 1000 for e in answered)
     accept_ms.sort()
-    return Result(name, n, CONCURRENCY, seconds, {
+    return Result(window.name, n, CONCURRENCY, seconds, {
         "p50_ms": round(percentile(ms, 0.50), 2),
         "p99_ms": round(percentile(ms, 0.99), 2),
         "max_ms": round(ms[-1], 2),
