@@ -196,9 +196,11 @@ class DispatcherProcess:
             "DISPATCHER_ALLOW_PRIVATE_TARGETS": "true",
             "DISPATCHER_PORT": str(self.port),
             # Access logs and the info line per attempt are left out of timings (as in
-            # production at WARNING); a worker's metrics endpoint answers once it runs.
+            # production at WARNING).
             "DISPATCHER_LOG_LEVEL": "warning",
-            "DISPATCHER_METRICS_PORT": str(self.port),
+            # A worker's metrics endpoint answers once it runs; only a worker's: the workers
+            # serve may start inherit this environment, and must not take the API's port.
+            **({"DISPATCHER_METRICS_PORT": str(self.port)} if command == "worker" else {}),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -258,6 +260,18 @@ class DispatcherProcess:
             stop(self.process, 30)
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
+
+
+async def count_deliveries(database_url: str, status: str) -> int:
+    """How many deliveries have ``status``."""
+    d = delivery_table
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.scalar(
+                sa.select(sa.func.count()).select_from(d).where(d.c.status == status)) or 0
+    finally:
+        await engine.dispose()
 
 
 async def count_rows(database_url: str, table: str) -> int:

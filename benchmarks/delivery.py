@@ -37,7 +37,14 @@ from dispatcher.transport import make_http_client
 from dispatcher.worker import Worker
 
 from .bulk import load_backlog, make_subscriptions
-from .common import Result, count_rows, deadline_for, fresh_database, wait_for_deliveries
+from .common import (
+    Result,
+    count_deliveries,
+    count_rows,
+    deadline_for,
+    fresh_database,
+    wait_for_deliveries,
+)
 
 HEADERS = {"content-type": "application/json"}
 
@@ -137,7 +144,7 @@ async def dispatcher_delivery(url: str, n: int, c: int, engine: str,
                             worker_concurrency=c)
         owner, subs = await make_subscriptions(database_url, [url], ["bench.*"])
         await load_backlog(database_url, owner, subs, n)
-        seconds = await run_worker(settings, n)
+        seconds, _ = await run_worker(settings, n)
         attempts = await count_rows(database_url, "attempt")
         if attempts != n:
             raise RuntimeError(f"{attempts} attempts recorded for {n} deliveries")
@@ -151,26 +158,36 @@ def on_defaults(database_url: str) -> Settings:
 
 
 async def run_worker(settings: Settings, succeeded: int,
-                     before_stop: Callable[[], Awaitable[object]] | None = None) -> float:
+                     before_stop: Callable[[], Awaitable[object]] | None = None,
+                     give_up_after: float | None = None) -> tuple[float, int]:
     """A ``Worker`` (what ``dispatcher worker`` runs, here in this process) on ``settings``
-    from now until ``succeeded`` deliveries of its database are ``succeeded``: the seconds
-    that took. Then ``before_stop()`` (e.g. ending receivers that hold attempts open), and
-    the worker is stopped (waited for at most 60 s)."""
+    from now until ``succeeded`` deliveries of its database are ``succeeded``: (the seconds
+    that took, ``succeeded``). With ``give_up_after``, it is stopped then if it has not got
+    there: (``give_up_after``, how many were succeeded by then). Then ``before_stop()``
+    (e.g. ending receivers that hold attempts open), and the worker is stopped (waited for
+    at most 60 s)."""
     db = open_database(settings)
     client = make_http_client(settings)
+    deadline = deadline_for(succeeded) if give_up_after is None else give_up_after
     try:
         worker = Worker(Store(db), client, settings)
         start = time.perf_counter()
         task = asyncio.create_task(worker.run(), name="bench-worker")
         try:
             waiting = asyncio.create_task(wait_for_deliveries(
-                settings.database_url, succeeded, deadline_for(succeeded)))
+                settings.database_url, succeeded, deadline))
             await asyncio.wait([waiting, task], return_when=asyncio.FIRST_COMPLETED)
             if not waiting.done():
                 waiting.cancel()
                 task.result()  # raises what stopped the worker
                 raise RuntimeError("the worker stopped before delivering everything")
-            await waiting
+            done = succeeded
+            try:
+                await waiting
+            except TimeoutError:
+                if give_up_after is None:
+                    raise
+                done = await count_deliveries(settings.database_url, "succeeded")
             seconds = time.perf_counter() - start
             if before_stop is not None:
                 await before_stop()
@@ -183,4 +200,4 @@ async def run_worker(settings: Settings, succeeded: int,
     finally:
         await client.aclose()
         await db.dispose()
-    return seconds
+    return seconds, done

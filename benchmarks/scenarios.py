@@ -66,8 +66,8 @@ from .load import percentile
 from .receiver import Receiver
 
 CONCURRENCY = Settings.model_fields["worker_concurrency"].default
-# The storm run's window opens this long after the warm-up (the calm run's too), time to
-# load the storm (5,000 rows take a fraction of it).
+# The storm part's windows (calm, then storm) open this long after what came before: time
+# to load the storm (5,000 rows take a fraction of it).
 STORM_LEAD_SECONDS = 1.0
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}", "content-type": "application/json"}
 MB = 1024 * 1024
