@@ -9,10 +9,11 @@ concurrency C, N requests or deliveries each:
   Python;
 - ``httpx-over-aiohttp``: dispatcher's own call, ``sender.send`` with the client of
   ``transport.make_http_client``: the ceiling of a delivery without the database;
-- ``dispatcher-delivery (engine, WORKER_CONCURRENCY=C, HTTP_MAX_CONNECTIONS=C)``: N
+- ``dispatcher-delivery (engine, WORKER_CONCURRENCY=C, HTTP_MAX_CONNECTIONS=C, MAX_IN_FLIGHT_PER_SUBSCRIPTION=C)``: N
   deliveries pending for one subscription in a fresh database, a ``Worker`` with
-  concurrency C (and as many connections) until all are ``succeeded`` with their attempts
-  recorded; every other setting is the default (the per-subscription cap among them).
+  concurrency C (and as many connections, and C in flight for its one subscription, as the
+  bare clients have to their one URL) until all are ``succeeded`` with their attempts
+  recorded; every other setting is the default.
 
 The three clients share one driver: C tasks pulling request numbers from a shared counter,
 after a warm-up of C requests (not timed) that opens the connections. Everything runs in
@@ -127,7 +128,8 @@ def delivery_name(engine: str, c: int, transport: str = "aiohttp") -> str:
     """``dispatcher-delivery``'s name at C: it runs on the defaults but for the settings it
     names (those that put it at the bare clients' concurrency, and a transport not the
     default)."""
-    changed = [f"WORKER_CONCURRENCY={c}", f"HTTP_MAX_CONNECTIONS={c}"]
+    changed = [f"WORKER_CONCURRENCY={c}", f"HTTP_MAX_CONNECTIONS={c}",
+               f"MAX_IN_FLIGHT_PER_SUBSCRIPTION={c}"]
     if transport != Settings.model_fields["http_transport"].default:
         changed.insert(0, f"HTTP_TRANSPORT={transport}")
     return f"dispatcher-delivery ({engine}, {', '.join(changed)})"
@@ -141,7 +143,10 @@ async def dispatcher_delivery(url: str, n: int, c: int, engine: str,
     async with fresh_database(engine) as database_url:
         settings = Settings(database_url=database_url, allow_private_targets=True,
                             http_transport=transport, http_max_connections=c,
-                            worker_concurrency=c)
+                            worker_concurrency=c,
+                            # As the bare clients: C requests in flight to one URL (a fast
+                            # receiver opens only to C / 4 by default).
+                            max_in_flight_per_subscription=c)
         owner, subs = await make_subscriptions(database_url, [url], ["bench.*"])
         await load_backlog(database_url, owner, subs, n)
         seconds, _ = await run_worker(settings, n)

@@ -17,7 +17,8 @@ import pytest
 from dispatcher.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-DELIVERY = "dispatcher-delivery (sqlite, WORKER_CONCURRENCY=64, HTTP_MAX_CONNECTIONS=64)"
+DELIVERY = ("dispatcher-delivery (sqlite, WORKER_CONCURRENCY=64, HTTP_MAX_CONNECTIONS=64, "
+            "MAX_IN_FLIGHT_PER_SUBSCRIPTION=64)")
 ONE_PROCESS = "serve-one-process (sqlite, WORKER_PROCESSES=0)"
 EXPECTED = {
     "bare-httpx", "bare-aiohttp", "httpx-over-aiohttp", DELIVERY,
