@@ -10,10 +10,10 @@ concurrency C, N requests or deliveries each:
 - ``httpx-over-aiohttp``: dispatcher's own call, ``sender.send`` with the client of
   ``transport.make_http_client``: the ceiling of a delivery without the database;
 - ``dispatcher-delivery (engine, WORKER_CONCURRENCY=C, HTTP_MAX_CONNECTIONS=C,
-  MAX_IN_FLIGHT_PER_SUBSCRIPTION=C)``: N deliveries pending for one subscription in a fresh database, a ``Worker`` with
-  concurrency C (and as many connections, and C in flight for its one subscription, as the
-  bare clients have to their one URL) until all are ``succeeded`` with their attempts
-  recorded; every other setting is the default.
+  MAX_IN_FLIGHT_PER_SUBSCRIPTION=C)``: N deliveries pending for one subscription in a fresh
+  database, a ``Worker`` with concurrency C (and as many connections, and C in flight for
+  its one subscription, as the bare clients have to their one URL) until all are
+  ``succeeded`` with their attempts recorded; every other setting is the default.
 
 The three clients share one driver: C tasks pulling request numbers from a shared counter,
 after a warm-up of C requests (not timed) that opens the connections. Everything runs in
