@@ -85,7 +85,15 @@ def _before(conn, cursor, statement, parameters, context, executemany):
 def _after(conn, cursor, statement, parameters, context, executemany):
     at = conn.info.pop("begin_at", None)
     if at is not None:
-        waits.append((at[0], time.perf_counter() - at[1]))
+        conn.info["began"] = time.perf_counter()
+        waits.append((at[0], conn.info["began"] - at[1]))
+
+@sa.event.listens_for(sa.Engine, "commit")
+@sa.event.listens_for(sa.Engine, "rollback")
+def _end(conn):
+    began = conn.info.pop("began", None)
+    if began is not None and conn.dialect.driver == "pysqlite":  # up to COMMIT itself
+        holds.append((time.monotonic(), time.perf_counter() - began))
 
 @atexit.register
 def _dump():
@@ -129,6 +137,9 @@ def _summary(found: dict[str, Any], since: float, run_seconds: float) -> dict[st
     """The waits of writers that began after ``since`` (monotonic: the same clock in every
     process on Linux), i.e. not behind the benchmark's own bulk load."""
     waits = sorted(w for at, w in found["waits"] if at >= since)
+    steps = (0.001, 0.01, 0.1, 1.0)
+    shape = {f"<{int(b * 1000)}ms": sum(1 for w in waits if w < b and (
+        i == 0 or w >= steps[i - 1])) for i, b in enumerate(steps)}
     if not waits:
         return {"pid": found["pid"], "transactions": 0}
     total = sum(waits)
@@ -142,6 +153,7 @@ def _summary(found: dict[str, Any], since: float, run_seconds: float) -> dict[st
         "p99_ms": round(waits[min(len(waits) - 1, int(len(waits) * 0.99))] * 1000, 3),
         "max_ms": round(waits[-1] * 1000, 1),
         "over_1ms": sum(w > 0.001 for w in waits),
+        "waits": shape,
         "held_s": round(sum(holds), 3),
         "hold_median_ms": round(holds[len(holds) // 2] * 1000, 2) if holds else None,
         "hold_max_ms": round(holds[-1] * 1000, 1) if holds else None,
