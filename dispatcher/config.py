@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     delivery_timeout_seconds: float = Field(default=15.0, gt=0)
     max_payload_bytes: int = Field(default=256 * 1024, gt=0)
     disable_after_seconds: float = Field(default=5 * 24 * 3600, gt=0)
-    worker_concurrency: int = Field(default=64, ge=1, le=10_000)
+    worker_concurrency: int = Field(default=1000, ge=1, le=10_000)
     # `dispatcher serve`: delivery worker processes started beside its own (0: one process).
     worker_processes: int = Field(default_factory=lambda: worker_processes_for(usable_cpus()),
                                   ge=0, le=MAX_WORKER_PROCESSES)
@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     # At start-up, how long serve, api and worker wait for a database that does not answer.
     database_wait_seconds: float = Field(default=60.0, ge=0)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
-    http_max_connections: int = Field(default=256, ge=1)
+    http_max_connections: int = Field(default=1000, ge=1)
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
     idempotency_ttl_seconds: float = Field(default=24 * 3600, gt=0)
     host: str = "127.0.0.1"

@@ -47,18 +47,45 @@ CHANNEL = "dispatcher_deliveries"
 TENANT_LOCK_SPACE = 0x7E4A
 
 
-def unleased_pending(now: datetime, skip: Sequence[str] = ()) -> list[sa.ColumnElement[bool]]:
-    """Pending deliveries no live lease holds (and not of the subscriptions in ``skip``):
-    what the claim takes once due, and what an idle worker waits for."""
+# A claim's share for retries when first attempts would fill it: one row in RETRY_EVERY.
+RETRY_EVERY = 4
+
+
+def unleased_pending(now: datetime, skip: Sequence[str] = (), *, first: bool
+                     ) -> list[sa.ColumnElement[bool]]:
+    """Pending deliveries no live lease holds (and not of the subscriptions in ``skip``), in
+    one lane: ``first`` attempts or retries. What the claim takes once due, and what an
+    idle worker waits for; each lane reads its own partial index."""
     d = delivery_table
     where = [
-        d.c.status == DeliveryStatus.PENDING,
+        # Literals, not parameters: the planner matches them to the indexes' WHERE clauses.
+        d.c.status == sa.literal_column(f"'{DeliveryStatus.PENDING.value}'"),
+        d.c.attempts == sa.literal_column("0") if first
+        else d.c.attempts > sa.literal_column("0"),
         d.c.next_attempt_at.is_not(None),
         sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
     ]
     if skip:
         where.append(d.c.subscription_id.not_in(skip))
     return where
+
+
+async def soonest_due(conn: AsyncConnection, now: datetime, skip: Sequence[str] = (),
+                      due_by: datetime | None = None) -> datetime | None:
+    """The soonest ``next_attempt_at`` of unleased pending deliveries (due by ``due_by``
+    when given): LIMIT 1 on each lane's index, the sooner of the two."""
+    d = delivery_table
+    found: list[datetime] = []
+    for first in (True, False):
+        at = await conn.scalar(
+            sa.select(d.c.next_attempt_at)
+            .where(*unleased_pending(now, skip, first=first),
+                   *([d.c.next_attempt_at <= due_by] if due_by is not None else []))
+            .order_by(d.c.next_attempt_at)
+            .limit(1))
+        if at is not None:
+            found.append(at)
+    return min(found, default=None)
 
 
 class Wakeup:
@@ -300,19 +327,31 @@ class Database:
         """One statement: lease up to ``limit`` due deliveries and return what a job needs of
         them.
 
-        ``skip`` names subscriptions whose deliveries must wait (at their cap of attempts
-        in flight, or over their rate limit).
+        ``skip`` names subscriptions whose deliveries must wait (a worker holds enough of
+        them already, or they are over their rate limit).
+
+        First attempts go ahead of retries, each lane in due order, except that retries
+        keep one row in ``RETRY_EVERY`` of a claim first attempts would fill: a retry storm
+        does not delay fresh deliveries, and fresh ones do not starve retries.
         """
         d = delivery_table
-        due = (
-            sa.select(d.c.id)
-            .where(*unleased_pending(now, skip), d.c.next_attempt_at <= now)
-            .order_by(d.c.next_attempt_at)
-            .limit(limit)
-        )
+        lanes = []
+        for first in (True, False):
+            due = self._lockable(
+                sa.select(d.c.id, d.c.next_attempt_at)
+                .where(*unleased_pending(now, skip, first=first), d.c.next_attempt_at <= now)
+                .order_by(d.c.next_attempt_at)
+                .limit(limit)
+            ).subquery()
+            place = sa.func.row_number().over(order_by=due.c.next_attempt_at)
+            lanes.append(sa.select(
+                due.c.id, (place if first else place * RETRY_EVERY).label("place"),
+                sa.literal(0 if first else 1).label("lane")))
+        both = sa.union_all(*lanes).subquery()
+        chosen = sa.select(both.c.id).order_by(both.c.place, both.c.lane).limit(limit)
         return (
             sa.update(d)
-            .where(d.c.id.in_(self._lockable(due).scalar_subquery()))
+            .where(d.c.id.in_(chosen.scalar_subquery()))
             .values(lease_until=lease_until, lease_owner=owner)
             .returning(d.c.id, d.c.event_id, d.c.subscription_id, d.c.attempts,
                        d.c.retry_base, d.c.next_trigger, d.c.resume_status,

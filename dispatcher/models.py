@@ -124,7 +124,12 @@ class Event(SQLModel, table=True):
 class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
-        sa.Index("ix_delivery_due", "status", "next_attempt_at"),
+        # The two lanes of due deliveries (database.due_lane): first attempts, and retries.
+        # status leads although constant in each: planners then prefer them to (status, id).
+        *(sa.Index(name, "status", "next_attempt_at", sqlite_where=sa.text(where),
+                   postgresql_where=sa.text(where))
+          for name, where in (("ix_delivery_due_first", "status = 'pending' AND attempts = 0"),
+                              ("ix_delivery_due_retry", "status = 'pending' AND attempts > 0"))),
         sa.Index("ix_delivery_status_id", "status", "id"),
         sa.Index("ix_delivery_subscription_id", "subscription_id", "id"),
         sa.Index("ix_delivery_event_id", "event_id", "id"),

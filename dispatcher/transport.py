@@ -44,7 +44,22 @@ class DeliveryClient(httpx.AsyncClient):
         pass  # nothing is kept
 
 
+def open_files_for(connections: int) -> int:
+    """Raise this process's soft limit on open files towards its hard limit so that
+    ``connections`` sockets fit beside the database's and the API's (many systems start
+    processes at 1,024); the soft limit now."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 512
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
+    open_files_for(settings.http_max_connections)
     # Per-operation timeouts are a backstop; each attempt has one overall deadline too.
     timeout = httpx.Timeout(settings.delivery_timeout_seconds)
     guard = guard_for(settings)

@@ -11,7 +11,6 @@ the lease runs out and another worker sends it again (at least once).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 import uuid
@@ -24,6 +23,7 @@ from . import metrics
 from .clock import utcnow
 from .config import Settings
 from .outage import describe, is_database_away
+from .pacing import SLOW_SECONDS, in_flight_cap, streak_after
 from .policy import Outcome, RetryPolicy, delivery_after, parse_retry_after
 from .sender import send
 from .store import AttemptRecord, Job, WorkQueue
@@ -45,11 +45,19 @@ class Worker:
         self.settings = settings
         self.policy = policy or RetryPolicy(settings.retry_schedule, settings.retry_jitter)
         self.owner = f"wrk_{uuid.uuid4().hex[:16]}"
-        self._in_flight: set[asyncio.Task[None]] = set()
+        # Each attempt's task: its subscription and when it started (monotonic).
+        self._in_flight: dict[asyncio.Task[None], tuple[str, float]] = {}
         self._ready: deque[Job] = deque()  # claimed ahead, to start as slots free
+        # Claimed, waiting for a slot of their subscription (at its cap): kept leased here,
+        # in order, not handed back to be claimed again.
+        self._parked: dict[str, deque[Job]] = {}
+        self._parked_count = 0
+        self._unblocked: deque[str] = deque()  # subscriptions whose parked jobs may start
+        self._full: set[str] = set()  # left out of claims: a cap's worth parked already
         self._room = asyncio.Event()  # set when there is room to claim more
         self.leased: set[str] = set()  # claimed by this worker, attempt not yet recorded
-        self._per_subscription: Counter[str] = Counter()  # attempts ready or in flight
+        self._running: Counter[str] = Counter()  # attempts in flight per subscription
+        self._fast: dict[str, int] = {}  # subscription -> attempts in a row that were fast
         self._rate_blocked: dict[str, float] = {}  # subscription -> monotonic time
         self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
         self._stopping = asyncio.Event()
@@ -60,24 +68,29 @@ class Worker:
         recorder = asyncio.create_task(self._record_loop(), name="recorder")
         renewer = asyncio.create_task(self._renew_loop(), name="lease-renewer")
         pruner = asyncio.create_task(self._prune_loop(), name="pruner")
+        watcher = asyncio.create_task(self._watch_loop(), name="slow-watcher")
         try:
             await self._claim_loop()
         finally:
             pruner.cancel()
+            watcher.cancel()
             await self._give_back_ready()
             await self._finish_in_flight()
             self._stopping.set()
             await self._records.join()
             for task in (recorder, renewer):
                 task.cancel()
-            await asyncio.gather(recorder, renewer, pruner, return_exceptions=True)
+            await asyncio.gather(recorder, renewer, pruner, watcher, return_exceptions=True)
 
     async def _give_back_ready(self) -> None:
         """Claimed ahead but not started: due again at once, for any worker."""
-        if not self._ready:
-            return
         ids = [job.delivery_id for job in self._ready]
+        ids += [job.delivery_id for parked in self._parked.values() for job in parked]
         self._ready.clear()
+        self._parked.clear()
+        self._parked_count = 0
+        if not ids:
+            return
         try:
             await self.queue.release_leases(self.owner, ids)
             self.leased.difference_update(ids)
@@ -119,7 +132,7 @@ class Worker:
 
     def _room_left(self) -> int:
         return (self.settings.worker_concurrency + self._prefetch
-                - len(self._in_flight) - len(self._ready))
+                - len(self._in_flight) - len(self._ready) - self._parked_count)
 
     async def _claim_loop(self) -> None:
         settings = self.settings
@@ -152,75 +165,109 @@ class Worker:
                 await self.queue.wait_for_work(delay)
                 continue
             failures = 0
-            for job in jobs:
-                self.leased.add(job.delivery_id)
-                self._per_subscription[job.subscription_id] += 1
+            self.leased.update(job.delivery_id for job in jobs)
             self._ready.extend(jobs)
             self._start_ready()
             if claimed < wanted:
                 await self.queue.wait_for_work(await self._idle_seconds(self._skipped()))
 
+    def _cap(self, sub_id: str) -> int:
+        return in_flight_cap(self.settings.max_in_flight_per_subscription,
+                             self.settings.worker_concurrency, self._fast.get(sub_id, 0))
+
     def _start_ready(self) -> None:
-        while self._ready and len(self._in_flight) < self.settings.worker_concurrency:
+        while len(self._in_flight) < self.settings.worker_concurrency:
             if self._stopping.is_set():
                 return
-            job = self._ready.popleft()
+            job = self._next_job()
+            if job is None:
+                return
+            sub_id = job.subscription_id
+            self._running[sub_id] += 1
             task = asyncio.create_task(self._attempt(job))
-            self._in_flight.add(task)
-            task.add_done_callback(functools.partial(self._finished, sub_id=job.subscription_id))
+            self._in_flight[task] = (sub_id, time.monotonic())
+            task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[None], sub_id: str) -> None:
-        self._in_flight.discard(task)
-        count = self._per_subscription[sub_id] - 1
+    def _next_job(self) -> Job | None:
+        """Parked jobs whose subscription has a slot again first (they were due earlier),
+        then the claimed-ahead ones in due order, parking those whose subscription is full."""
+        while self._unblocked:
+            sub_id = self._unblocked[0]
+            parked = self._parked.get(sub_id)
+            if not parked or self._running[sub_id] >= self._cap(sub_id):
+                self._unblocked.popleft()
+                continue
+            self._parked_count -= 1
+            job = parked.popleft()
+            if not parked:
+                del self._parked[sub_id]
+                self._unblocked.popleft()
+            return job
+        while self._ready:
+            job = self._ready.popleft()
+            sub_id = job.subscription_id
+            parked = self._parked.get(sub_id)
+            if parked is None and self._running[sub_id] < self._cap(sub_id):
+                return job
+            if parked is None:
+                parked = self._parked[sub_id] = deque()
+            parked.append(job)  # behind its subscription's earlier ones
+            self._parked_count += 1
+        return None
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        sub_id, started = self._in_flight.pop(task)
+        count = self._running[sub_id] - 1
+        fast = streak_after(self._fast.get(sub_id, 0), time.monotonic() - started)
+        parked = self._parked.get(sub_id)
         if count:
-            self._per_subscription[sub_id] = count
+            self._running[sub_id] = count
         else:
-            del self._per_subscription[sub_id]
+            del self._running[sub_id]
+        if count or parked:
+            self._fast[sub_id] = fast
+        else:
+            self._fast.pop(sub_id, None)  # idle here: it starts from the base cap next time
+        if parked:
+            self._unblocked.append(sub_id)
         self._start_ready()
+        if sub_id in self._full and len(self._parked.get(sub_id, ())) < self._cap(sub_id):
+            self._full.discard(sub_id)
+            self.queue.wake()  # that subscription may be claimed again
         if self._room_left() >= self._low_water:
             self._room.set()
-        if count + 1 >= self.settings.max_in_flight_per_subscription:
-            self.queue.wake()  # that subscription may take another attempt now
 
     def _skipped(self) -> set[str]:
-        """Subscriptions this worker may not start attempts for just now."""
-        cap = self.settings.max_in_flight_per_subscription
+        """Subscriptions this worker should not claim for just now: a cap's worth of their
+        deliveries is parked here already, or they are over their rate limit."""
         now = time.monotonic()
         for sub_id in [s for s, until in self._rate_blocked.items() if until <= now]:
             del self._rate_blocked[sub_id]
-        return {s for s, n in self._per_subscription.items() if n >= cap} | set(
-            self._rate_blocked)
+        self._full = {s for s, parked in self._parked.items() if len(parked) >= self._cap(s)}
+        return self._full | set(self._rate_blocked)
 
     async def _admit(self, jobs: list[Job]) -> list[Job]:
-        """Keep the jobs within each subscription's cap (attempts claimed ahead count as in
-        flight) and rate limit; put the rest back."""
-        cap = self.settings.max_in_flight_per_subscription
+        """Keep the jobs within their subscriptions' rate limits; put the rest back until
+        the next one-second window (no retry used)."""
         by_sub: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
-            by_sub[job.subscription_id].append(job)
-        admitted: list[Job] = []
-        now_back: list[str] = []
-        next_second: list[str] = []
+            if job.rate_limit:
+                by_sub[job.subscription_id].append(job)
+        if not by_sub:
+            return jobs
         wall = time.time()
+        refused: set[str] = set()
         for sub_id, group in by_sub.items():
-            room = max(0, cap - self._per_subscription[sub_id])
-            allowed = group[:room]
-            now_back += [j.delivery_id for j in group[room:]]
-            limit = group[0].rate_limit
-            if limit and allowed:
-                granted = await self.queue.take_tokens(sub_id, len(allowed), limit, int(wall))
-                if granted < len(allowed):
-                    # Over the limit: wait for the next one-second window; no retry used.
-                    next_second += [j.delivery_id for j in allowed[granted:]]
-                    self._rate_blocked[sub_id] = time.monotonic() + (1 - wall % 1)
-                allowed = allowed[:granted]
-            admitted += allowed
-        if now_back:
-            await self.queue.defer(self.owner, now_back, utcnow())
-        if next_second:
-            when = datetime.fromtimestamp(int(wall) + 1, UTC)
-            await self.queue.defer(self.owner, next_second, when)
-        return admitted
+            granted = await self.queue.take_tokens(
+                sub_id, len(group), group[0].rate_limit or 0, int(wall))
+            if granted < len(group):
+                refused.update(j.delivery_id for j in group[granted:])
+                self._rate_blocked[sub_id] = time.monotonic() + (1 - wall % 1)
+        if not refused:
+            return jobs
+        when = datetime.fromtimestamp(int(wall) + 1, UTC)
+        await self.queue.defer(self.owner, sorted(refused), when)
+        return [j for j in jobs if j.delivery_id not in refused]
 
     async def _idle_seconds(self, skip: set[str]) -> float:
         """Until the next retry comes due or a rate window opens, at most the poll interval."""
@@ -270,6 +317,16 @@ class Worker:
                 gone=step.gone,
             )
         )
+
+    async def _watch_loop(self) -> None:
+        """An attempt still running after SLOW_SECONDS marks its receiver slow at once, so a
+        receiver that stops answering gets no more slots than the base cap."""
+        while True:
+            await asyncio.sleep(SLOW_SECONDS / 2)
+            now = time.monotonic()
+            for sub_id, started in self._in_flight.values():
+                if now - started >= SLOW_SECONDS and self._fast.get(sub_id):
+                    self._fast[sub_id] = 0
 
     async def _renew_loop(self) -> None:
         """Extend this worker's leases a third of the way through, while it lives."""

@@ -195,3 +195,81 @@ def test_deliveries_claimed_ahead_are_given_back_when_the_worker_stops(make_sett
     assert scalar(database_url, "SELECT count(*) FROM delivery WHERE status = 'pending' "
                   "AND lease_owner IS NULL AND lease_until IS NULL") == 18
     assert scalar(database_url, "SELECT count(*) FROM attempt") == 2
+
+
+class Watched(OnlyTheQueue):
+    """The work queue, counting what the worker claims and hands back."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.claimed = 0
+        self.deferred = 0
+
+    async def claim_due(self, *args: Any, **kwargs: Any) -> list:
+        jobs = await self._store.claim_due(*args, **kwargs)
+        self.claimed += len(jobs)
+        return jobs
+
+    async def defer(self, owner: str, ids: Any, until: Any) -> None:
+        self.deferred += len(ids)
+        await self._store.defer(owner, ids, until)
+
+
+def test_a_busy_fast_subscription_opens_past_the_base_cap_and_nothing_is_claimed_twice(
+        make_settings):
+    """One subscription, 300 deliveries, a receiver answering in 20 ms: once it has shown
+    itself fast it gets more than the base cap of 4 in flight, and claimed-ahead rows wait
+    in the worker (each claimed once, none handed back)."""
+    settings = make_settings(worker_concurrency=64, max_in_flight_per_subscription=4,
+                             claim_batch_size=50)
+    events = 300
+
+    async def run(url: str) -> Watched:
+        store = Store(open_database(settings))
+        client = make_http_client(settings)
+        sub = await store.create_subscription("key_test", {"url": url})
+        for i in range(events):
+            await store.accept_event("key_test", "thing.happened", {"i": i}, None, 60)
+        queue = Watched(store)
+        worker = Worker(queue, client, settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    page = await store.list_deliveries(
+                        None, subscription_id=sub["id"], status="succeeded", limit=500)
+                    if len(page.rows) == events:
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            worker.stop()
+            await task
+            await client.aclose()
+            await store.db.dispose()
+        return queue
+
+    with Receiver(lambda n, r: Reply(delay=0.02)) as receiver:
+        queue = asyncio.run(run(receiver.url))
+        arrived = sorted(r.at for r in receiver.requests)
+    assert queue.claimed == events and queue.deferred == 0
+    # In flight at each arrival: the requests that arrived within the 20 ms before it.
+    peak = max(sum(1 for t in arrived[max(0, i - 64):i + 1] if at - t < 0.02)
+               for i, at in enumerate(arrived))
+    assert peak > 8, peak
+
+
+def test_the_client_raises_the_open_files_limit_to_fit_its_connections(make_settings):
+    """A process started at the common soft limit of 1,024 open files still fits the
+    default pool (1,000 connections) beside the database's and the API's files."""
+    code = ("import resource; "
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit("
+            "resource.RLIMIT_NOFILE)[1])); "
+            "from dispatcher.config import Settings; "
+            "from dispatcher.transport import make_http_client; "
+            "make_http_client(Settings()); "
+            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert int(out) == min(1000 + 512, hard) > 1024 or hard <= 1024

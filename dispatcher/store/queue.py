@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ..clock import utcnow
-from ..database import unleased_pending
+from ..database import soonest_due
 from ..health import Attempted, after_attempts
 from ..models import attempt_table, delivery_table, event_table, subscription_table
 from ..vocabulary import DeliveryStatus, Trigger
@@ -234,17 +234,10 @@ class Queue(StoreBase):
         return result.rowcount
 
     async def next_due_at(self, skip: Sequence[str] = ()) -> datetime | None:
-        """When the next unleased pending delivery comes due (an index range, LIMIT 1),
+        """When the next unleased pending delivery comes due (LIMIT 1 on each lane's index),
         leaving out the subscriptions in ``skip``."""
-        d = delivery_table
-        stmt = (
-            sa.select(d.c.next_attempt_at)
-            .where(*unleased_pending(utcnow(), skip))
-            .order_by(d.c.next_attempt_at)
-            .limit(1)
-        )
         async with self.engine.connect() as conn:
-            return await conn.scalar(stmt)
+            return await soonest_due(conn, utcnow(), skip)
 
     async def wait_for_work(self, seconds: float) -> None:
         """Until deliveries may be due (a wake-up, here or from another process), at most

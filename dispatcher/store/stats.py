@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from .. import ids
 from ..clock import utcnow
-from ..database import unleased_pending
+from ..database import soonest_due
 from ..models import attempt_table, delivery_table, subscription_table
 from ..vocabulary import DeliveryStatus
 from .base import StoreBase
@@ -28,8 +28,6 @@ class Stats(StoreBase):
                      .where(d.c.status.in_(
                          (DeliveryStatus.PENDING, DeliveryStatus.HELD, DeliveryStatus.FAILED)))
                      .group_by(d.c.status))
-        oldest_due = (sa.select(sa.func.min(d.c.next_attempt_at))
-                      .where(*unleased_pending(now), d.c.next_attempt_at <= now))
         live = s.c.deleted_at.is_(None)
         unwell = sa.select(
             sa.func.count().filter(s.c.enabled.is_(False)),
@@ -38,7 +36,7 @@ class Stats(StoreBase):
         async with self.engine.connect() as conn:
             counts: dict[str, int] = {
                 status: n for status, n in (await conn.execute(by_status)).all()}
-            due = await conn.scalar(oldest_due)
+            due = await soonest_due(conn, now, due_by=now)
             disabled, failing = (await conn.execute(unwell)).one()
         return QueueStats(
             pending=counts.get(DeliveryStatus.PENDING, 0),

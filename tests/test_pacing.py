@@ -1,0 +1,31 @@
+"""The per-subscription cap: a pure decision, as a table."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.pacing import SLOW_SECONDS, in_flight_cap, streak_after
+
+
+@pytest.mark.parametrize(("base", "concurrency", "streak", "cap"), [
+    (16, 1000, 0, 16),  # new here, or slow: the base
+    (16, 1000, 15, 16),  # not yet base fast attempts in a row
+    (16, 1000, 16, 250),  # shown fast: a quarter of the slots
+    (16, 1000, 10_000, 250),
+    (16, 32, 16, 16),  # a quarter smaller than the base: never below the base
+    (4, 16, 4, 4),
+    (1, 8, 1, 2),
+])
+def test_in_flight_cap(base, concurrency, streak, cap):
+    assert in_flight_cap(base, concurrency, streak) == cap
+
+
+@pytest.mark.parametrize(("streak", "seconds", "after"), [
+    (0, 0.002, 1),
+    (41, 0.5, 42),
+    (41, SLOW_SECONDS, 0),  # one slow attempt ends the streak
+    (41, 15.0, 0),  # a deadline reached
+    (0, 30.0, 0),
+])
+def test_streak_after(streak, seconds, after):
+    assert streak_after(streak, seconds) == after
