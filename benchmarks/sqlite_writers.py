@@ -124,6 +124,12 @@ def _worker(database_url: str, waits_file: Path, log: Any) -> tuple[subprocess.P
     return process, port
 
 
+def _workers(database_url: str, folder: Path, count: int
+             ) -> list[tuple[subprocess.Popen[bytes], int]]:
+    with open(folder / "workers.log", "ab") as log:
+        return [_worker(database_url, folder / f"waits{i}.json", log) for i in range(count)]
+
+
 def _ready(port: int) -> bool:
     import httpx
 
@@ -165,9 +171,7 @@ async def one_run(n: int, processes: int, receiver_port: int) -> dict[str, Any]:
         urls = [f"http://127.0.0.1:{receiver_port}/hook/{i}" for i in range(4)]
         owner, subs = await make_subscriptions(database_url, urls, ["bench.*"])
         folder = Path(tempfile.mkdtemp(prefix="bench-writers-"))
-        with open(folder / "workers.log", "ab") as log:
-            started = [_worker(database_url, folder / f"waits{i}.json", log)
-                       for i in range(processes)]
+        started = _workers(database_url, folder, processes)
         try:
             deadline = time.monotonic() + 60
             while not all(_ready(port) for _, port in started):
