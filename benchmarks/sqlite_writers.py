@@ -12,8 +12,11 @@ Every worker process is started through ``_probe`` below, which times each
 ``BEGIN IMMEDIATE`` on the SQLite thread that runs it: with WAL, only a writer waits, and
 only there (readers never wait; a commit holds the lock it took). It prints, per run, the
 deliveries per second and, per process, its write transactions, the time its writers waited
-in all (and as a share of the run), the median, p99 and longest wait, and the waits over
-1 ms (the busy handler's first sleep).
+in all (and as a share of the run), the median, p99 and longest wait, the waits over 1 ms
+(the busy handler's first sleep) and their shape, and how long its writers held the lock
+(BEGIN's end to COMMIT's).
+
+What it showed is in docs/internals.md ("SQLite").
 """
 
 from __future__ import annotations
