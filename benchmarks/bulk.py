@@ -11,6 +11,9 @@ type for the engine (SQLite keeps times as zone-less text), so a loaded row cann
 from one the API wrote. Only the path differs, to load a million in seconds rather than
 minutes: on SQLite one ``executemany`` in one transaction through the standard ``sqlite3``
 module, on PostgreSQL ``COPY`` through asyncpg's ``copy_records_to_table``.
+
+``load_failed_once`` writes deliveries waiting for their first retry, with that first attempt
+(a retry storm); ``insert_rows`` any rows of any tables, bound the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,8 +34,9 @@ from dispatcher import ids
 from dispatcher.clock import utcnow
 from dispatcher.config import Settings
 from dispatcher.database import open_database
-from dispatcher.models import UTCDateTime, delivery_table, event_table
+from dispatcher.models import UTCDateTime, attempt_table, delivery_table, event_table
 from dispatcher.store import Store, _delivery_row, encode_payload
+from dispatcher.vocabulary import AttemptOutcome, Trigger
 
 from .common import deadline_for
 
@@ -251,3 +256,31 @@ async def insert_rows(database_url: str, tables: Sequence[Rows]) -> float:
     else:
         await _insert_postgresql(database_url, tables)
     return time.monotonic() - start
+
+
+async def load_failed_once(database_url: str, publisher: str, subscription_ids: Sequence[str],
+                           total: int, first_due: datetime, spread_seconds: float,
+                           status_code: int = 503) -> float:
+    """``total`` deliveries whose first attempt got ``status_code`` and whose retry is due:
+    pending, ``attempts`` 1, that attempt stored, their events as ``load_backlog`` makes
+    them; the retries come due one after another, evenly from ``first_due`` over
+    ``spread_seconds``. The seconds loading took."""
+    now = utcnow()
+    events: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    for event, rows in backlog_rows(publisher, subscription_ids, total):
+        events.append(event)
+        for row in rows:
+            due = first_due + timedelta(seconds=spread_seconds * len(deliveries) / total)
+            deliveries.append(row | {"attempts": 1, "next_attempt_at": due, "updated_at": now,
+                                     "last_status_code": status_code})
+            attempts.append({
+                "id": ids.new_id("att"), "delivery_id": row["id"], "number": 1,
+                "trigger": Trigger.SCHEDULED.value, "started_at": now, "duration_ms": 1,
+                "status_code": status_code, "response_body": "", "error": None,
+                "outcome": AttemptOutcome.FAILED.value,
+            })
+    return await insert_rows(database_url, [(event_table, events),
+                                            (delivery_table, deliveries),
+                                            (attempt_table, attempts)])

@@ -132,6 +132,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from the parent ids in /proc (a process that ends
+    meanwhile is left out)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (name) state ppid ...": the name may hold spaces and parentheses.
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, level = [pid], [pid]
+    while level:  # bounded: each process is added once, and there are finitely many
+        level = [child for child, parent in parents.items() if parent in level
+                 and child not in tree]
+        tree += level
+    return tree
+
+
 def stop(process: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM, then SIGKILL if it is still there after ``grace`` seconds."""
     if process.poll() is None:
@@ -177,9 +196,11 @@ class DispatcherProcess:
             "DISPATCHER_ALLOW_PRIVATE_TARGETS": "true",
             "DISPATCHER_PORT": str(self.port),
             # Access logs and the info line per attempt are left out of timings (as in
-            # production at WARNING); a worker's metrics endpoint answers once it runs.
+            # production at WARNING).
             "DISPATCHER_LOG_LEVEL": "warning",
-            "DISPATCHER_METRICS_PORT": str(self.port),
+            # A worker's metrics endpoint answers once it runs; only a worker's: the workers
+            # serve may start inherit this environment, and must not take the API's port.
+            **({"DISPATCHER_METRICS_PORT": str(self.port)} if command == "worker" else {}),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -218,12 +239,20 @@ class DispatcherProcess:
             return False
 
     def rss_bytes(self) -> dict[str, int]:
-        """Resident memory now (``rss``) and at its peak (``hwm``), from /proc."""
-        found = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                found["rss" if name == "VmRSS" else "hwm"] = int(value.split()[0]) * 1024
+        """Resident memory now (``rss``) and at its peak (``hwm``), from /proc, of the
+        process and the processes it started (``serve`` may start workers), summed; and
+        ``processes``, how many there were."""
+        found = {"rss": 0, "hwm": 0, "processes": 0}
+        for pid in process_tree(self.pid):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue  # it has just ended
+            found["processes"] += 1
+            for line in status.splitlines():
+                name, _, value = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    found["rss" if name == "VmRSS" else "hwm"] += int(value.split()[0]) * 1024
         return found
 
     def __exit__(self, *_exc: object) -> None:
@@ -231,6 +260,18 @@ class DispatcherProcess:
             stop(self.process, 30)
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
+
+
+async def count_deliveries(database_url: str, status: str) -> int:
+    """How many deliveries have ``status``."""
+    d = delivery_table
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.scalar(
+                sa.select(sa.func.count()).select_from(d).where(d.c.status == status)) or 0
+    finally:
+        await engine.dispose()
 
 
 async def count_rows(database_url: str, table: str) -> int:

@@ -9,8 +9,10 @@ concurrency C, N requests or deliveries each:
   Python;
 - ``httpx-over-aiohttp``: dispatcher's own call, ``sender.send`` with the client of
   ``transport.make_http_client``: the ceiling of a delivery without the database;
-- ``dispatcher-delivery (engine)``: N deliveries pending in a fresh database, a ``Worker``
-  with concurrency C until all are ``succeeded`` with their attempts recorded.
+- ``dispatcher-delivery (engine, WORKER_CONCURRENCY=C, HTTP_MAX_CONNECTIONS=C)``: N
+  deliveries pending for one subscription in a fresh database, a ``Worker`` with
+  concurrency C (and as many connections) until all are ``succeeded`` with their attempts
+  recorded; every other setting is the default (the per-subscription cap among them).
 
 The three clients share one driver: C tasks pulling request numbers from a shared counter,
 after a warm-up of C requests (not timed) that opens the connections. Everything runs in
@@ -34,8 +36,15 @@ from dispatcher.store import Store
 from dispatcher.transport import make_http_client
 from dispatcher.worker import Worker
 
-from .bulk import load_backlog
-from .common import Result, count_rows, deadline_for, fresh_database, wait_for_deliveries
+from .bulk import load_backlog, make_subscriptions
+from .common import (
+    Result,
+    count_deliveries,
+    count_rows,
+    deadline_for,
+    fresh_database,
+    wait_for_deliveries,
+)
 
 HEADERS = {"content-type": "application/json"}
 
@@ -114,49 +123,81 @@ async def httpx_over_aiohttp(url: str, n: int, c: int) -> Result:
 
 # ---- 4: dispatcher, end to end -------------------------------------------------------------
 
+def delivery_name(engine: str, c: int, transport: str = "aiohttp") -> str:
+    """``dispatcher-delivery``'s name at C: it runs on the defaults but for the settings it
+    names (those that put it at the bare clients' concurrency, and a transport not the
+    default)."""
+    changed = [f"WORKER_CONCURRENCY={c}", f"HTTP_MAX_CONNECTIONS={c}"]
+    if transport != Settings.model_fields["http_transport"].default:
+        changed.insert(0, f"HTTP_TRANSPORT={transport}")
+    return f"dispatcher-delivery ({engine}, {', '.join(changed)})"
+
+
 async def dispatcher_delivery(url: str, n: int, c: int, engine: str,
                               transport: str = "aiohttp") -> Result:
     """N deliveries pending (bulk-loaded as ``accept_event`` writes them, one subscription),
     then a ``Worker`` (what ``dispatcher worker`` runs) with concurrency C: seconds until all
     are ``succeeded``, their attempts committed."""
     async with fresh_database(engine) as database_url:
-        settings = Settings(
-            database_url=database_url, allow_private_targets=True, http_transport=transport,
-            http_max_connections=c, worker_concurrency=c,
-            # One subscription: its cap (16 by default) would otherwise be the concurrency.
-            max_in_flight_per_subscription=10_000,
-        )
-        db = open_database(settings)
-        store = Store(db)
-        client = make_http_client(settings)
+        settings = Settings(database_url=database_url, allow_private_targets=True,
+                            http_transport=transport, http_max_connections=c,
+                            worker_concurrency=c)
+        owner, subs = await make_subscriptions(database_url, [url], ["bench.*"])
+        await load_backlog(database_url, owner, subs, n)
+        seconds, _ = await run_worker(settings, n)
+        attempts = await count_rows(database_url, "attempt")
+        if attempts != n:
+            raise RuntimeError(f"{attempts} attempts recorded for {n} deliveries")
+    return Result(delivery_name(engine, c, transport), n, c, seconds)
+
+
+def on_defaults(database_url: str) -> Settings:
+    """The settings a user gets, on ``database_url``; private targets allowed (every
+    receiver is on 127.0.0.1)."""
+    return Settings(database_url=database_url, allow_private_targets=True)
+
+
+async def run_worker(settings: Settings, succeeded: int,
+                     before_stop: Callable[[], Awaitable[object]] | None = None,
+                     give_up_after: float | None = None) -> tuple[float, int]:
+    """A ``Worker`` (what ``dispatcher worker`` runs, here in this process) on ``settings``
+    from now until ``succeeded`` deliveries of its database are ``succeeded``: (the seconds
+    that took, ``succeeded``). With ``give_up_after``, it is stopped then if it has not got
+    there: (``give_up_after``, how many were succeeded by then). Then ``before_stop()``
+    (e.g. ending receivers that hold attempts open), and the worker is stopped (waited for
+    at most 60 s)."""
+    db = open_database(settings)
+    client = make_http_client(settings)
+    deadline = deadline_for(succeeded) if give_up_after is None else give_up_after
+    try:
+        worker = Worker(Store(db), client, settings)
+        start = time.perf_counter()
+        task = asyncio.create_task(worker.run(), name="bench-worker")
         try:
-            sub = await store.create_subscription("key_bench", {"url": url})
-            await load_backlog(database_url, "key_bench", [sub["id"]], n)
-            worker = Worker(store, client, settings)
-            start = time.perf_counter()
-            task = asyncio.create_task(worker.run(), name="bench-worker")
+            waiting = asyncio.create_task(wait_for_deliveries(
+                settings.database_url, succeeded, deadline))
+            await asyncio.wait([waiting, task], return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                task.result()  # raises what stopped the worker
+                raise RuntimeError("the worker stopped before delivering everything")
+            done = succeeded
             try:
-                waiting = asyncio.create_task(
-                    wait_for_deliveries(database_url, n, deadline_for(n)))
-                await asyncio.wait([waiting, task], return_when=asyncio.FIRST_COMPLETED)
-                if not waiting.done():
-                    waiting.cancel()
-                    task.result()  # raises what stopped the worker
-                    raise RuntimeError("the worker stopped before delivering everything")
                 await waiting
-                seconds = time.perf_counter() - start
-            finally:
-                worker.stop()
-                try:
-                    await asyncio.wait_for(task, 30)
-                except TimeoutError:
-                    pass  # wait_for has cancelled it
-            attempts = await count_rows(database_url, "attempt")
-            if attempts != n:
-                raise RuntimeError(f"{attempts} attempts recorded for {n} deliveries")
+            except TimeoutError:
+                if give_up_after is None:
+                    raise
+                done = await count_deliveries(settings.database_url, "succeeded")
+            seconds = time.perf_counter() - start
+            if before_stop is not None:
+                await before_stop()
         finally:
-            await client.aclose()
-            await db.dispose()
-    name = f"dispatcher-delivery ({engine})" if transport == "aiohttp" else \
-        f"dispatcher-delivery ({engine}, {transport} transport)"
-    return Result(name, n, c, seconds)
+            worker.stop()
+            try:
+                await asyncio.wait_for(task, 60)
+            except TimeoutError:
+                pass  # wait_for has cancelled it
+    finally:
+        await client.aclose()
+        await db.dispose()
+    return seconds, done

@@ -10,13 +10,24 @@ loop of the client being measured. The port is chosen by the OS and printed on s
 process stops when its stdin closes. By hand: ``python benchmarks/receiver.py`` (Ctrl-D
 stops it).
 
-Recording mode (``--record``; ``Receiver(record=True)``), off by default so that the plain
-receiver does exactly the work above and nothing more: every complete request is also noted
-as ``[webhook-id, path, time.monotonic() of its arrival]`` (the time the data completing it
-was read). ``time.monotonic()`` is ``CLOCK_MONOTONIC`` on Linux, the same clock in every
-process, so the parent can subtract its own readings. The parent asks on stdin, one command
-a line: ``records`` (all records so far, as one JSON line on stdout) or ``clear`` (forget
-them; answers ``ok``).
+Modes, each off by default so that the plain receiver does exactly the work above:
+
+- recording (``--record``; ``Receiver(record=True)``): every complete request is also noted
+  as ``[webhook-id, path, time.monotonic() of its arrival]`` (the time the data completing
+  it was read). ``time.monotonic()`` is ``CLOCK_MONOTONIC`` on Linux, the same clock in
+  every process, so the parent can subtract its own readings;
+- slow (``--delay-ms N``; ``Receiver(delay_ms=N)``): every answer is written N ms after its
+  request was read (``loop.call_later``), the connection kept meanwhile;
+- another status (``--status 503``; ``Receiver(status=503)``): every request is answered
+  with it (no body, keep-alive);
+- dead (``--never``; ``Receiver(never=True)``): connections are accepted and read, never
+  answered, and held until the client gives up.
+
+In every mode it counts connections (once per connection, nothing per request): open now,
+the most open at once, and all accepted. The parent asks on stdin, one command a line, and
+reads one JSON line on stdout: ``connections`` (``{"open", "peak", "total"}``), and in
+recording mode ``records`` (all records so far) or ``clear`` (forget them; answers ``ok``).
+Leaving closes every connection it still holds.
 """
 
 from __future__ import annotations
@@ -30,18 +41,75 @@ import time
 from pathlib import Path
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+REASONS = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error",
+           502: "Bad Gateway", 503: "Service Unavailable"}
 BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_LIFETIME_SECONDS = 3600  # a forgotten receiver still goes away
 
 
+def answer_for(status: int) -> bytes:
+    """The whole answer with ``status``: no body, keep-alive."""
+    return (f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\nContent-Length: 0\r\n"
+            "Connection: keep-alive\r\n\r\n").encode()
+
+
+class _Connections:
+    """Connections open now, the most open at once, all accepted: counted once per
+    connection; the open ones are closed when the receiver stops."""
+
+    open: set[asyncio.BaseTransport] = set()
+    peak = 0
+    total = 0
+
+    @classmethod
+    def made(cls, transport: asyncio.BaseTransport) -> None:
+        cls.open.add(transport)
+        cls.total += 1
+        cls.peak = max(cls.peak, len(cls.open))
+
+    @classmethod
+    def figures(cls) -> dict[str, int]:
+        return {"open": len(cls.open), "peak": cls.peak, "total": cls.total}
+
+
+class _Later:
+    """A transport whose writes (and close) happen ``delay`` seconds after they are asked."""
+
+    def __init__(self, transport: asyncio.Transport, delay: float) -> None:
+        self._transport = transport
+        self._delay = delay
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        self._loop.call_later(self._delay, self._write, data)
+
+    def close(self) -> None:
+        # Just after the writes asked before it (timers of one instant have no order).
+        self._loop.call_later(self._delay + 0.001, self._transport.close)
+
+    def _write(self, data: bytes) -> None:
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+
 class _Http(asyncio.Protocol):
+    ANSWER = OK
+    DELAY = 0.0  # seconds before each answer is written
+
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        _Connections.made(transport)
+        self.raw = transport
         self.transport = transport  # type: ignore[assignment]
+        if self.DELAY:
+            self.transport = _Later(transport, self.DELAY)  # type: ignore[assignment,arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        _Connections.open.discard(self.raw)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -59,7 +127,7 @@ class _Http(asyncio.Protocol):
             if len(self.buffer) < total:
                 break  # the body is not all here yet
             del self.buffer[:total]
-            answers.append(OK)
+            answers.append(self.ANSWER)
             if close:
                 self.transport.write(b"".join(answers))
                 self.transport.close()
@@ -132,71 +200,99 @@ def _id_and_path(head: bytes) -> tuple[str | None, str]:
     return None, path
 
 
-class _Stdin(asyncio.Protocol):
-    """Sets ``closed`` when the parent closes our stdin (or dies)."""
+class _Never(_Http):
+    """A dead receiver: reads every request and never answers; the connection stays open
+    until the client closes it (or the receiver stops)."""
 
-    def __init__(self) -> None:
+    def data_received(self, data: bytes) -> None:
+        pass  # read and dropped: nothing is kept, nothing is answered
+
+
+def protocol_for(record: bool = False, delay_ms: float = 0, status: int = 200,
+                 never: bool = False) -> type[_Http]:
+    """The protocol class of a mode; the plain one is ``_Http`` itself, untouched."""
+    if never:
+        return _Never
+    base = _Recording if record else _Http
+    if not delay_ms and status == 200:
+        return base
+    return type(f"{base.__name__}_{status}_{delay_ms:g}ms", (base,),
+                {"ANSWER": answer_for(status), "DELAY": delay_ms / 1000})
+
+
+class _Commands(asyncio.Protocol):
+    """Answers the parent's command lines; sets ``closed`` when the parent closes our stdin
+    (or dies)."""
+
+    def __init__(self, record: bool) -> None:
         self.closed = asyncio.get_running_loop().create_future()
+        self.record = record
+        self.pending = b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
 
-
-class _Commands(_Stdin):
-    """Recording mode: answers ``records`` and ``clear`` lines from the parent."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pending = b""
-
     def data_received(self, data: bytes) -> None:
         self.pending += data
         while b"\n" in self.pending:
             line, _, self.pending = self.pending.partition(b"\n")
-            command = line.strip()
-            if command == b"records":
-                answer = json.dumps(_Recording.records, separators=(",", ":"))
-            elif command == b"clear":
-                _Recording.records.clear()
-                answer = '"ok"'
-            else:
-                answer = json.dumps({"error": f"unknown command {command!r}"})
-            sys.stdout.write(answer + "\n")
+            sys.stdout.write(json.dumps(self._answer(line.strip()), separators=(",", ":"))
+                             + "\n")
             sys.stdout.flush()
 
+    def _answer(self, command: bytes) -> object:
+        if command == b"connections":
+            return _Connections.figures()
+        if command in (b"records", b"clear") and not self.record:
+            return {"error": f"{command.decode()!r} needs recording mode (--record)"}
+        if command == b"records":
+            return _Recording.records
+        if command == b"clear":
+            _Recording.records.clear()
+            return "ok"
+        return {"error": f"unknown command {command!r}"}
 
-async def serve(record: bool = False) -> None:
+
+async def serve(record: bool = False, delay_ms: float = 0, status: int = 200,
+                never: bool = False) -> None:
     """Listen, print the port on stdout, serve until stdin closes (at most an hour)."""
     loop = asyncio.get_running_loop()
-    protocol = _Recording if record else _Http
+    protocol = protocol_for(record, delay_ms, status, never)
     server = await loop.create_server(protocol, "127.0.0.1", 0, backlog=1024)
     print(server.sockets[0].getsockname()[1], flush=True)
-    _, stdin = await loop.connect_read_pipe(_Commands if record else _Stdin, sys.stdin)
+    _, stdin = await loop.connect_read_pipe(lambda: _Commands(record), sys.stdin)
     async with server:
         try:
             async with asyncio.timeout(MAX_LIFETIME_SECONDS):
                 await stdin.closed
         except TimeoutError:
             pass
+        for transport in list(_Connections.open):
+            transport.abort()  # a held connection ends now: its client sees it closed
 
 
 class Receiver:
     """``with Receiver() as port:`` a receiver process listening on 127.0.0.1:port.
 
-    A plain subprocess running this file: nothing of the caller is imported into it. With
-    ``record=True`` it notes every request; ``records()`` fetches them, ``clear()`` forgets.
+    A plain subprocess running this file: nothing of the caller is imported into it. The
+    modes are the module's: ``record=True`` notes every request (``records()`` fetches them,
+    ``clear()`` forgets), ``delay_ms`` answers late, ``status`` answers another status,
+    ``never=True`` never answers. ``connections()`` says how many it saw, in every mode.
     """
 
-    def __init__(self, start_timeout: float = 20.0, record: bool = False) -> None:
+    def __init__(self, start_timeout: float = 20.0, record: bool = False, delay_ms: float = 0,
+                 status: int = 200, never: bool = False) -> None:
         self.start_timeout = start_timeout
         self.record = record
+        self.arguments = (["--record"] if record else []) + \
+            ([f"--delay-ms={delay_ms:g}"] if delay_ms else []) + \
+            ([f"--status={status}"] if status != 200 else []) + (["--never"] if never else [])
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> int:
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve())] + (["--record"] if self.record
-                                                               else []),
+            [sys.executable, str(Path(__file__).resolve()), *self.arguments],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
         ready, _, _ = select.select([self.process.stdout], [], [], self.start_timeout)
@@ -216,9 +312,14 @@ class Receiver:
         """Forget the requests recorded so far (recording mode)."""
         self._ask(b"clear", timeout)
 
+    def connections(self, timeout: float = 30.0) -> dict[str, int]:
+        """Connections open now (``open``), the most open at once (``peak``), all accepted
+        (``total``)."""
+        return self._ask(b"connections", timeout)  # type: ignore[return-value]
+
     def _ask(self, command: bytes, timeout: float) -> object:
-        if not self.record or self.process is None:
-            raise RuntimeError("only a running Receiver(record=True) answers commands")
+        if self.process is None:
+            raise RuntimeError("only a running Receiver answers commands")
         self.process.stdin.write(command + b"\n")  # type: ignore[union-attr]
         self.process.stdin.flush()  # type: ignore[union-attr]
         # The answer is one line; it may take several reads when it is long.
@@ -244,8 +345,24 @@ class Receiver:
         self.process = None
 
 
+def _arguments(argv: list[str]) -> dict[str, object]:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="a minimal webhook receiver on 127.0.0.1")
+    parser.add_argument("--record", action="store_true", help="note every request")
+    parser.add_argument("--delay-ms", type=float, default=0,
+                        help="answer every request this many ms after it was read")
+    parser.add_argument("--status", type=int, default=200, help="answer with this status")
+    parser.add_argument("--never", action="store_true",
+                        help="accept and read, never answer, hold the connection")
+    args = parser.parse_args(argv)
+    if args.delay_ms < 0 or not 100 <= args.status <= 599:
+        parser.error("--delay-ms must be >= 0 and --status an HTTP status")
+    return vars(args)
+
+
 if __name__ == "__main__":
     try:
-        asyncio.run(serve(record="--record" in sys.argv[1:]))
+        asyncio.run(serve(**_arguments(sys.argv[1:])))  # type: ignore[arg-type]
     except KeyboardInterrupt:
         pass

@@ -15,9 +15,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from dispatcher.config import Settings
+
 from .common import Result
+from .delivery import delivery_name
 
 MAIN_CONCURRENCY = 64
+# The defaults the table states, read from ``Settings`` so that it cannot go stale.
+DEFAULTS_SHOWN = ("worker_concurrency", "max_in_flight_per_subscription", "claim_batch_size",
+                  "worker_processes", "http_max_connections", "http_transport",
+                  "delivery_timeout_seconds", "poll_interval_seconds", "retry_schedule",
+                  "sqlite_synchronous", "db_pool_size")
 README_BEGIN = "<!-- benchmark:begin -->"
 README_END = "<!-- benchmark:end -->"
 PACKAGES = ("httpx", "aiohttp", "httpx-aiohttp", "uvloop", "SQLAlchemy", "aiosqlite",
@@ -71,13 +79,16 @@ def ratios(results: list[Result]) -> list[tuple[str, float]]:
     pairs: list[tuple[str, str, int | None]] = [
         ("httpx-over-aiohttp", "bare-httpx", c), ("httpx-over-aiohttp", "bare-aiohttp", c)]
     for engine in ("sqlite", "postgresql"):
-        delivery = f"dispatcher-delivery ({engine})"
+        delivery = delivery_name(engine, c)
         pairs += [(delivery, base, c) for base in
                   ("bare-httpx", "bare-aiohttp", "httpx-over-aiohttp")]
         pairs += [(f"dispatcher-ingest ({engine})", "bare-fastapi", None),
                   (f"ingest-with-key ({engine})", f"ingest-without-key ({engine})", None),
                   (f"backlog-1m ({engine})", f"backlog-empty ({engine})", None),
-                  (f"tenant-ingest ({engine})", f"tenant-less-ingest ({engine})", None)]
+                  (f"tenant-ingest ({engine})", f"tenant-less-ingest ({engine})", None),
+                  (f"busy-subscription ({engine})", f"spread-subscriptions ({engine})", None),
+                  (f"healthy-with-5-dead ({engine})", f"healthy-alone ({engine})", None),
+                  (f"serve-default ({engine})", ONE_PROCESS.format(engine=engine), None)]
     out = []
     for a, b, conc in pairs:
         value = _ratio(results, a, b, conc)
@@ -87,13 +98,14 @@ def ratios(results: list[Result]) -> list[tuple[str, float]]:
 
 
 def checks(results: list[Result]) -> list[Check]:
-    """The targets of issue 6 (and issue 14's tenants row), each with this run's figure."""
+    """The targets of issues 6, 14 and 16, each with this run's figure."""
     c = MAIN_CONCURRENCY
+    sqlite_delivery = delivery_name("sqlite", c)
     out = [
-        Check(f"delivery: dispatcher-delivery (sqlite) / bare-httpx, C={c}",
-              _ratio(results, "dispatcher-delivery (sqlite)", "bare-httpx", c), ">=", 3),
-        Check(f"delivery: dispatcher-delivery (sqlite) / bare-aiohttp, C={c}",
-              _ratio(results, "dispatcher-delivery (sqlite)", "bare-aiohttp", c), ">=", 0.3),
+        Check(f"delivery: {sqlite_delivery} / bare-httpx, C={c}",
+              _ratio(results, sqlite_delivery, "bare-httpx", c), ">=", 3),
+        Check(f"delivery: {sqlite_delivery} / bare-aiohttp, C={c}",
+              _ratio(results, sqlite_delivery, "bare-aiohttp", c), ">=", 0.24),
     ]
     for engine in ("sqlite", "postgresql"):
         out.append(Check(f"ingest: dispatcher-ingest ({engine}) / bare-fastapi",
@@ -129,7 +141,68 @@ def checks(results: list[Result]) -> list[Check]:
         out.append(Check(f"tenants: ingest, 1 of {tenants} tenants / tenant-less ({engine})",
                          _ratio(results, f"tenant-ingest ({engine})",
                                 f"tenant-less-ingest ({engine})"), ">=", 0.9))
+    for engine in ("sqlite", "postgresql"):
+        out += _worker_checks(results, engine)
     return out
+
+
+ONE_PROCESS = "serve-one-process ({engine}, WORKER_PROCESSES=0)"
+
+
+def _worker_checks(results: list[Result], engine: str) -> list[Check]:
+    """Issue 16's targets for the worker, on defaults: how it shares itself among
+    subscriptions, keeps latency under a retry storm, and uses the machine's cores."""
+    spread = _find(results, f"spread-subscriptions ({engine})")
+    slow = _find(results, f"slow-receivers-200ms ({engine})")
+    calm, storm = (_find(results, f"{which} p99 ({engine})") for which in ("calm", "storm"))
+    storm_ratio = storm.extra["p99_ms"] / calm.extra["p99_ms"] if storm and calm else None
+    many = f"{spread.extra['subscriptions']:,}" if spread else "1,000"
+    slow_subs = f"{slow.extra['subscriptions']:,}" if slow else "1,000"
+    return [
+        Check(f"one busy subscription / the same deliveries over {many} subscriptions, "
+              f"rate ({engine})",
+              _ratio(results, f"busy-subscription ({engine})",
+                     f"spread-subscriptions ({engine})"), ">=", 0.8),
+        Check(f"receivers answering after 200 ms, {slow_subs} subscriptions: deliveries per "
+              f"second ({engine})", slow.per_second if slow else None, ">=", 2000, "/s"),
+        Check(f"100 healthy subscriptions beside 5 that never answer / alone, rate ({engine})",
+              _ratio(results, f"healthy-with-5-dead ({engine})", f"healthy-alone ({engine})"),
+              ">=", 0.9),
+        Check(f"latency p99 under a retry storm / without one ({engine})", storm_ratio,
+              "<=", 2),
+        Check(f"dispatcher serve on defaults / with one process (WORKER_PROCESSES=0), rate "
+              f"({engine})",
+              _ratio(results, f"serve-default ({engine})", ONE_PROCESS.format(engine=engine)),
+              ">=", 1.4),
+    ]
+
+
+# ---- the defaults --------------------------------------------------------------------------
+
+def defaults() -> dict[str, Any]:
+    """The defaults of ``DEFAULTS_SHOWN`` as ``Settings`` declares them (None: unset, the
+    setting decides at run time; a setting this version lacks is left out)."""
+    found = {}
+    for name in DEFAULTS_SHOWN:
+        field = Settings.model_fields.get(name)
+        if field is not None:
+            value = field.get_default(call_default_factory=True)
+            found[name] = list(value) if isinstance(value, tuple) else value
+    return found
+
+
+def defaults_line() -> str:
+    """What every row runs on, for the table's header."""
+    shown = []
+    for name, value in defaults().items():
+        if isinstance(value, list):
+            value = ",".join(f"{v:g}" for v in value)
+        shown.append(f"{name.upper()} {'unset' if value is None else value}")
+    absent = "" if "worker_processes" in Settings.model_fields else \
+        " (WORKER_PROCESSES is not a setting of this version: serve is one process)"
+    return ("Every row runs on dispatcher's defaults unless its name gives a setting: "
+            f"{'; '.join(shown)}{absent}. DISPATCHER_ALLOW_PRIVATE_TARGETS=true throughout "
+            "(every receiver is on 127.0.0.1), and dispatcher's processes log at WARNING.")
 
 
 # ---- the machine ---------------------------------------------------------------------------
@@ -178,6 +251,7 @@ def _extra(r: Result) -> str:
 
 def markdown(results: list[Result], info: dict[str, Any], when: str, command: str) -> str:
     lines = [f"Measured {when} with `{command}` on {machine_line(info)}.", "",
+             defaults_line(), "",
              "| measurement | N | concurrency | seconds | per second | also |",
              "|---|---:|---:|---:|---:|---|"]
     for r in results:
@@ -212,6 +286,7 @@ def write_json(path: Path, results: list[Result], info: dict[str, Any],
     path.write_text(json.dumps({
         "machine": info,
         "parameters": parameters,
+        "defaults": defaults(),
         "results": [asdict(r) | {"per_second": r.per_second} for r in results],
         "ratios": [{"ratio": what, "value": value} for what, value in ratios(results)],
         "targets": [asdict(c) | {"met": c.met} for c in checks(results)],
@@ -220,6 +295,15 @@ def write_json(path: Path, results: list[Result], info: dict[str, Any],
 
 CHART_SERIES = ("bare-httpx", "bare-aiohttp", "httpx-over-aiohttp",
                 "dispatcher-delivery (sqlite)", "dispatcher-delivery (postgresql)")
+
+
+def _in_series(series: str, r: Result) -> bool:
+    """Whether ``r`` is a point of the chart's line ``series`` (dispatcher-delivery's names
+    carry their concurrency)."""
+    for engine in ("sqlite", "postgresql"):
+        if series == f"dispatcher-delivery ({engine})":
+            return r.name == delivery_name(engine, r.concurrency)
+    return r.name == series
 
 
 def write_chart(path: Path, results: list[Result], info: dict[str, Any]) -> None:
@@ -231,7 +315,7 @@ def write_chart(path: Path, results: list[Result], info: dict[str, Any]) -> None
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for name in CHART_SERIES:
-        points = sorted((r.concurrency, r.per_second) for r in results if r.name == name)
+        points = sorted((r.concurrency, r.per_second) for r in results if _in_series(name, r))
         if points:
             xs, ys = zip(*points, strict=True)
             style = "-o" if name.startswith("dispatcher") else "--s"

@@ -12,12 +12,29 @@ Parts, in order (``--only`` picks some, comma-separated):
   (``benchmarks/ingest.py``);
 - ``latency``, ``fanout``, ``backlog`` per engine (``benchmarks/scenarios.py``);
 - ``tenants``: ``tenant-less-ingest`` and ``tenant-ingest`` per engine, 100,000 tenants of 3
-  subscriptions each (``benchmarks/tenants.py``).
+  subscriptions each (``benchmarks/tenants.py``);
+- ``busy``: ``busy-subscription`` and ``spread-subscriptions`` per engine, 20,000 deliveries
+  for one subscription or over 1,000 (``benchmarks/sharing.py``);
+- ``slow``: ``slow-receivers-200ms`` per engine, 20,000 deliveries over 1,000 subscriptions
+  of a receiver answering after 200 ms, with the worker's memory and the connections held;
+- ``dead``: ``healthy-alone`` and ``healthy-with-5-dead`` per engine, 10,000 deliveries over
+  100 healthy subscriptions, and 5 more whose receiver never answers (500 pending each);
+- ``storm``: ``calm p99`` and ``storm p99`` per engine, latency at 200 events/s alone and
+  under a retry storm of 5,000 deliveries to 50 subscriptions answering 503
+  (``benchmarks/scenarios.py``);
+- ``processes``: ``serve-default`` and ``serve-one-process`` (``WORKER_PROCESSES=0``) per
+  engine, ``dispatcher serve`` on 40,000 deliveries over 1,000 subscriptions.
 
-It prints each figure as it comes, then the ratios and the targets of issue 6, and writes
+Every measurement runs on dispatcher's defaults, but for the settings its name gives
+(``dispatcher-delivery`` runs at each concurrency C) and ``DISPATCHER_ALLOW_PRIVATE_TARGETS``
+everywhere (the receivers are on 127.0.0.1); ``DISPATCHER_*`` settings in the environment
+are left out. Processes log at WARNING (``DISPATCHER_LOG_LEVEL``), as in production.
+
+It prints each figure as it comes, then the ratios and the targets (issues 6, 14 and 16),
+and writes
 ``DIR/benchmark.json`` and ``DIR/throughput.png`` (default ``docs/benchmarks``); with
 ``--readme`` it also puts the table and the chart into README.md. ``--quick`` makes every
-part small (a minute or so, SQLite only) so that ``make test`` runs it and it cannot rot.
+part small (two minutes or so, SQLite only) so that ``make test`` runs it and it cannot rot.
 All traffic goes to 127.0.0.1; every loop is bounded.
 """
 
@@ -26,18 +43,21 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dispatcher.cli import run_loop
+from dispatcher.config import Settings
 
-from . import delivery, ingest, report, scenarios, tenants
+from . import delivery, ingest, report, scenarios, sharing, tenants
 from .common import Result, postgres_problem
 from .receiver import Receiver
 
-PARTS = ("delivery", "ingest", "latency", "fanout", "backlog", "tenants")
+PARTS = ("delivery", "ingest", "latency", "fanout", "backlog", "tenants", "busy", "slow",
+         "dead", "storm", "processes")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -88,6 +108,21 @@ async def measure(args: argparse.Namespace, report_one: Callable[[Result], None]
             keep(*await tenants.tenant_ingest(
                 engine, 1_000 if args.quick else 100_000, args.ingest_n,
                 args.ingest_concurrency, 3 if args.quick else 5))
+        if "busy" in args.only:
+            keep(*await (sharing.busy_and_spread(engine, 1_000, 100) if args.quick
+                         else sharing.busy_and_spread(engine)))
+        if "slow" in args.only:
+            keep(await (sharing.slow_receivers(engine, 1_000, 100) if args.quick
+                        else sharing.slow_receivers(engine)))
+        if "dead" in args.only:
+            keep(*await (sharing.dead_receivers(engine, 1_000, dead_each=50) if args.quick
+                         else sharing.dead_receivers(engine)))
+        if "storm" in args.only:
+            keep(*await (scenarios.storm_latency(engine, 2.0, storm=1_000) if args.quick
+                         else scenarios.storm_latency(engine)))
+        if "processes" in args.only:
+            keep(*await (scenarios.serve_processes(engine, 3_000, 100) if args.quick
+                         else scenarios.serve_processes(engine)))
     return results, engines
 
 
@@ -129,15 +164,30 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def settings_from_environment() -> list[str]:
+    """Remove the ``DISPATCHER_*`` variables that set a setting from this process's
+    environment (its processes inherit it, ``Settings()`` reads it): the measurements run
+    on the defaults. The names removed."""
+    removed = sorted(name for name in os.environ if name.startswith("DISPATCHER_")
+                     and name.removeprefix("DISPATCHER_").lower() in Settings.model_fields)
+    for name in removed:
+        del os.environ[name]
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    print(f"{'name':<48} {'N':>9} {'conc':>5} {'seconds':>8} {'per second':>11}  also")
+    if removed := settings_from_environment():
+        print(f"left out of the environment (the benchmark runs on defaults): "
+              f"{', '.join(removed)}", flush=True)
+    print(report.defaults_line(), flush=True)
+    print(f"{'name':<60} {'N':>9} {'conc':>5} {'seconds':>8} {'per second':>11}  also")
 
     def report_one(r: Result) -> None:
         also = "  ".join(f"{k}={v}" for k, v in r.extra.items())
-        print(f"{r.name:<48} {r.n:>9,} {r.concurrency:>5} {r.seconds:>8.3f} "
+        print(f"{r.name:<60} {r.n:>9,} {r.concurrency:>5} {r.seconds:>8.3f} "
               f"{r.per_second:>11,.0f}  {also}", flush=True)
 
     results, engines = run_loop(measure(args, report_one))

@@ -1,6 +1,7 @@
-"""Latency, fan-out and backlog: three scenarios of the performance benchmark (issue 6).
+"""Scenarios of dispatcher as deployed: latency, fan-out, backlog (issue 6), the retry storm
+and serve's worker processes (issue 16).
 
-    .venv/bin/python -m benchmarks.run --only latency,fanout,backlog [--quick]
+    .venv/bin/python -m benchmarks.run --only latency,fanout,backlog,storm,processes [--quick]
 
 Dispatcher runs as it is deployed: on SQLite one ``dispatcher serve`` process (API and
 worker), on PostgreSQL ``dispatcher api`` and ``dispatcher worker`` apart (wake-ups through
@@ -16,9 +17,18 @@ them: a new event must reach the worker by a wake-up, not by polling); the recei
 - ``backlog``: M deliveries by one ``dispatcher worker`` process, the worker's RSS once
   they are done, with M pending deliveries in the database (``backlog-empty``) and with
   1,000,000 (``backlog-1m``; M are the oldest, delivered first).
+- ``storm``: latency's measurement twice on one deployment, one after the other: alone
+  (``calm p99``), then with a retry storm under it (``storm p99``): 5,000 deliveries to 50
+  subscriptions whose receiver answers 503, each failed once already, their retries due
+  evenly over the first 5 s of the 10 s window (loaded in the 1 s before the window opens;
+  the calm window waits as long).
+- ``processes``: ``dispatcher serve`` on the defaults (``serve-default``) and with
+  ``DISPATCHER_WORKER_PROCESSES=0`` (``serve-one-process``), 40,000 deliveries over 1,000
+  subscriptions loaded before it starts, until all are ``succeeded``.
 
-``--quick`` (2 s of latency, 300 subscriptions, a backlog of 20,000 with M = 2,000, SQLite
-only unless ``--engines`` says otherwise) runs in well under a minute, for the test suite.
+``--quick`` (2 s of latency, 300 subscriptions, a backlog of 20,000 with M = 2,000, a storm
+of 1,000 over 1 s, serve on 3,000 over 100 subscriptions, SQLite only unless ``--engines``
+says otherwise) runs in about a minute, for the test suite.
 Results carry ``concurrency`` = the worker's ``WORKER_CONCURRENCY`` (the default, 64).
 """
 
@@ -28,18 +38,21 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from dispatcher.clock import utcnow
 from dispatcher.config import Settings
 from dispatcher.models import attempt_table, delivery_table
 
-from .bulk import load_backlog, make_subscriptions
+from .bulk import load_backlog, load_failed_once, make_subscriptions
 from .common import (
     ADMIN_TOKEN,
     POLL_SECONDS,
@@ -53,6 +66,9 @@ from .load import percentile
 from .receiver import Receiver
 
 CONCURRENCY = Settings.model_fields["worker_concurrency"].default
+# The storm part's windows (calm, then storm) open this long after what came before: time
+# to load the storm (5,000 rows take a fraction of it).
+STORM_LEAD_SECONDS = 1.0
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}", "content-type": "application/json"}
 MB = 1024 * 1024
 
@@ -129,7 +145,107 @@ async def arrivals(receiver: Receiver, wanted: set[str], deadline: float,
 async def latency(engine: str, seconds: float = 10.0, rate: int = 200,
                   warmup: int = 20) -> Result:
     """Events at a steady ``rate`` for ``seconds`` (open loop), one subscription: the time
-    from each 202 reaching the publisher to the request reaching the receiver.
+    from each 202 reaching the publisher to the request reaching the receiver."""
+    (result,) = await _latency(engine, [Window(f"latency ({engine})")], seconds, rate, warmup)
+    return result
+
+
+async def storm_latency(engine: str, seconds: float = 10.0, rate: int = 200,
+                        storm: int = 5_000, storm_subscriptions: int = 50) -> list[Result]:
+    """``latency``'s measurement twice on one deployment, one after the other: alone
+    (``calm p99``), then with a retry storm under it (``storm p99``): ``storm`` deliveries to
+    ``storm_subscriptions`` subscriptions whose receiver answers 503 at once, each already
+    failed once, their retries coming due evenly over the first half of the window
+    (``RetryStorm``). Both windows open ``STORM_LEAD_SECONDS`` after what came before."""
+    retry_storm = RetryStorm(storm, storm_subscriptions, seconds / 2)
+    calm, stormy = await _latency(
+        engine, [Window(f"calm p99 ({engine})", STORM_LEAD_SECONDS),
+                 Window(f"storm p99 ({engine})", STORM_LEAD_SECONDS, retry_storm)],
+        seconds, rate, prepare=retry_storm.prepare)
+    stormy.extra["p99_vs_calm"] = round(stormy.extra["p99_ms"] / calm.extra["p99_ms"], 2)
+    return [calm, stormy]
+
+
+class RetryStorm:
+    """What the storm window adds: ``deliveries`` to ``subscriptions`` subscriptions of a
+    receiver answering 503 (a process of its own), loaded just before the window as failed
+    once (``bulk.load_failed_once``), their retries due evenly from the window's start over
+    ``spread_seconds``. Each is attempted once in the window (the next retry is minutes
+    away)."""
+
+    def __init__(self, deliveries: int, subscriptions: int, spread_seconds: float) -> None:
+        self.deliveries = deliveries
+        self.subscriptions = subscriptions
+        self.spread_seconds = spread_seconds
+        self.owner = ""
+        self.ids: list[str] = []
+
+    async def prepare(self, database_url: str, stack: AsyncExitStack) -> None:
+        """Before dispatcher starts: the failing receiver and its subscriptions (which no
+        published event matches)."""
+        port = await stack.enter_async_context(off_loop(Receiver(status=503)))
+        self.owner, self.ids = await make_subscriptions(
+            database_url, [f"http://127.0.0.1:{port}/s/{i}" for i in range(self.subscriptions)],
+            ["bench.storm"], concurrency=4)
+
+    async def start(self, database_url: str, window_start: datetime) -> dict[str, float]:
+        load = await load_failed_once(database_url, self.owner, self.ids, self.deliveries,
+                                      window_start, self.spread_seconds)
+        return {"storm_load_seconds": round(load, 2)}
+
+    async def figures(self, database_url: str) -> dict[str, Any]:
+        """How many of the storm's retries were attempted by the end of the window."""
+        a, d = attempt_table, delivery_table
+        retried = await _count(database_url, sa.select(sa.func.count()).select_from(
+            a.join(d, d.c.id == a.c.delivery_id)).where(
+            d.c.subscription_id.in_(self.ids), a.c.number >= 2))
+        return {"storm_deliveries": self.deliveries, "storm_subscriptions": self.subscriptions,
+                "storm_spread_s": self.spread_seconds, "storm_attempts": retried}
+
+
+@dataclass
+class Window:
+    """One measured window of a latency run: its result's name, how long after what came
+    before it opens, and a retry storm to run under it."""
+
+    name: str
+    lead: float = 0.05
+    storm: RetryStorm | None = None
+
+
+async def _latency(engine: str, windows: list[Window], seconds: float, rate: int,
+                   warmup: int = 20,
+                   prepare: Callable[[str, AsyncExitStack], Awaitable[None]] | None = None,
+                   ) -> list[Result]:
+    """One deployment, warmed up, then each window in turn: events at ``rate`` for
+    ``seconds`` to one subscription; ``prepare(database_url, stack)`` runs before dispatcher
+    starts."""
+    receiver = Receiver(record=True)
+    # The latency must come from wake-ups, not polling: the default poll interval, whatever
+    # the environment says.
+    poll = str(Settings.model_fields["poll_interval_seconds"].default)
+    async with AsyncExitStack() as stack:
+        port = await stack.enter_async_context(off_loop(receiver))
+        database_url = await stack.enter_async_context(fresh_database(engine))
+        await make_subscriptions(database_url, [f"http://127.0.0.1:{port}/hook"],
+                                 ["bench.*"], concurrency=1)
+        if prepare is not None:
+            await prepare(database_url, stack)
+        api_url = await stack.enter_async_context(
+            deployment(engine, database_url, DISPATCHER_POLL_INTERVAL_SECONDS=poll))
+        session = await stack.enter_async_context(client())
+        # Warm-up, one after another, not measured: connections, caches, first claims.
+        warm = {(await publish(session, api_url, "bench.warmup", {"i": i}))["id"]
+                for i in range(warmup)}
+        await arrivals(receiver, warm, 30)
+        return [await _window(window, receiver, session, api_url, database_url, seconds, rate)
+                for window in windows]
+
+
+async def _window(window: Window, receiver: Receiver, session: aiohttp.ClientSession,
+                  api_url: str, database_url: str, seconds: float, rate: int) -> Result:
+    """One window: the time from each 202 reaching the publisher to the request reaching
+    the receiver.
 
     Raw differences of ``time.monotonic()`` read in two processes (the same clock): a value
     can be slightly negative when the worker delivers before the 202 has made its way back
@@ -137,22 +253,18 @@ async def latency(engine: str, seconds: float = 10.0, rate: int = 200,
     arrive at least once (a duplicate is allowed, at least once, and counted).
     """
     n = max(1, round(seconds * rate))
-    receiver = Receiver(record=True)
-    # The latency must come from wake-ups, not polling: the default poll interval, whatever
-    # the environment says.
-    poll = str(Settings.model_fields["poll_interval_seconds"].default)
-    async with off_loop(receiver) as port, fresh_database(engine) as database_url:
-        await make_subscriptions(database_url, [f"http://127.0.0.1:{port}/hook"],
-                                 ["bench.*"], concurrency=1)
-        async with deployment(engine, database_url, DISPATCHER_POLL_INTERVAL_SECONDS=poll) \
-                as api_url, client() as session:
-            # Warm-up, one after another, not measured: connections, caches, first claims.
-            warm = {(await publish(session, api_url, "bench.warmup", {"i": i}))["id"]
-                    for i in range(warmup)}
-            await arrivals(receiver, warm, 30)
-            await asyncio.to_thread(receiver.clear)
-            answered, lags, accept_ms = await _open_loop(session, api_url, n, rate)
-            records = await arrivals(receiver, set(answered), 30 + seconds)
+    also: dict[str, Any] = {}
+    await asyncio.to_thread(receiver.clear)
+    start = time.monotonic() + window.lead
+    if window.storm is not None:
+        window_start = utcnow() + timedelta(seconds=start - time.monotonic())
+        also |= await window.storm.start(database_url, window_start)
+        if time.monotonic() > start:
+            raise RuntimeError(f"loading the storm took longer than the {window.lead:g} s lead")
+    answered, lags, accept_ms = await _open_loop(session, api_url, n, rate, start)
+    records = await arrivals(receiver, set(answered), 30 + seconds)
+    if window.storm is not None:
+        also |= await window.storm.figures(database_url)
     first: dict[str, float] = {}
     duplicates = 0
     for event_id, _path, arrived in records:
@@ -163,7 +275,7 @@ async def latency(engine: str, seconds: float = 10.0, rate: int = 200,
                 first[event_id] = arrived
     ms = sorted((first[e] - answered[e]) * 1000 for e in answered)
     accept_ms.sort()
-    return Result(f"latency ({engine})", n, CONCURRENCY, seconds, {
+    return Result(window.name, n, CONCURRENCY, seconds, {
         "p50_ms": round(percentile(ms, 0.50), 2),
         "p99_ms": round(percentile(ms, 0.99), 2),
         "max_ms": round(ms[-1], 2),
@@ -174,12 +286,12 @@ async def latency(engine: str, seconds: float = 10.0, rate: int = 200,
         "accept_p50_ms": round(percentile(accept_ms, 0.50), 2),
         "accept_p99_ms": round(percentile(accept_ms, 0.99), 2),
         "send_lag_max_ms": round(max(lags) * 1000, 2),
-    })
+    } | also)
 
 
 async def _open_loop(session: aiohttp.ClientSession, api_url: str, n: int, rate: int,
-                     ) -> tuple[dict[str, float], list[float], list[float]]:
-    """Request i at ``i / rate`` s from the start, each in a task of its own; (event id ->
+                     start: float) -> tuple[dict[str, float], list[float], list[float]]:
+    """Request i at ``start + i / rate`` (monotonic), each in a task of its own; (event id ->
     monotonic time its 202 was read, send lags in s, accept times in ms)."""
     answered: dict[str, float] = {}
     lags: list[float] = []
@@ -192,8 +304,7 @@ async def _open_loop(session: aiohttp.ClientSession, api_url: str, n: int, rate:
         accept_ms.append((now - sent) * 1000)
 
     tasks = []
-    start = time.monotonic() + 0.05
-    async with asyncio.timeout(n / rate + 60):
+    async with asyncio.timeout(max(0.0, start - time.monotonic()) + n / rate + 60):
         try:
             for i in range(n):
                 due = start + i / rate
@@ -260,7 +371,7 @@ async def backlog(engine: str, backlog: int = 1_000_000, measured: int = 20_000,
 
     The rate is counted from the worker's start-up line (the deliveries already succeeded
     by the first look at the database are left out of ``n``) to the first look that finds
-    ``measured`` succeeded; RSS (``VmRSS``) and its peak (``VmHWM``) are read then.
+    ``measured`` succeeded; RSS (``VmRSS``) and its peak (``VmHWM``) are read then (``drain``).
     """
     results: list[Result] = []
     async with off_loop(Receiver()) as port:
@@ -271,7 +382,7 @@ async def backlog(engine: str, backlog: int = 1_000_000, measured: int = 20_000,
                     [f"http://127.0.0.1:{port}/hook/{i}" for i in range(subscriptions)],
                     ["bench.*"], concurrency=4 if engine == "sqlite" else 16)
                 loaded = await load_backlog(database_url, owner, subs, total)
-                result = await _drain(database_url, measured)
+                result = await drain(database_url, measured)
             result.name = f"{name} ({engine})"
             result.extra |= {"backlog": total} | {k: round(v, 2) for k, v in loaded.items()}
             results.append(result)
@@ -280,13 +391,18 @@ async def backlog(engine: str, backlog: int = 1_000_000, measured: int = 20_000,
     return results
 
 
-async def _drain(database_url: str, measured: int) -> Result:
+async def drain(database_url: str, measured: int, command: str = "worker", **env: str
+                ) -> Result:
+    """``dispatcher COMMAND`` (``worker`` or ``serve``) started on pending deliveries until
+    ``measured`` are ``succeeded``: the rate from its first look at the database (the
+    deliveries already succeeded then are left out of ``n``), and the memory of the process
+    and those it started (``processes``) at the end."""
     d = delivery_table
     query = sa.select(sa.func.count()).select_from(d).where(d.c.status == "succeeded")
     engine = create_async_engine(database_url)
     done = 0
     try:
-        async with running("worker", database_url) as worker:
+        async with running(command, database_url, **env) as worker:
             async with asyncio.timeout(deadline_for(measured)):
                 start, first = time.monotonic(), None
                 while True:
@@ -307,8 +423,38 @@ async def _drain(database_url: str, measured: int) -> Result:
     if done - first < measured // 2:
         raise RuntimeError(f"{first} of {measured} were delivered before the first look: "
                            "measure more deliveries")
-    return Result("backlog", done - first, CONCURRENCY, now - start, {
+    return Result(f"dispatcher {command}", done - first, CONCURRENCY, now - start, {
         "rss_mb": round(memory["rss"] / MB, 1),
         "peak_rss_mb": round(memory["hwm"] / MB, 1),
         "succeeded_at_start": first,
+        "processes": memory["processes"],
     })
+
+
+# ---- serve's worker processes --------------------------------------------------------------
+
+async def serve_processes(engine: str, deliveries: int = 40_000, subscriptions: int = 1_000
+                          ) -> list[Result]:
+    """``dispatcher serve`` on the defaults (``serve-default``: its worker processes as many
+    as the default says) and with ``DISPATCHER_WORKER_PROCESSES=0`` (``serve-one-process``:
+    the API's own worker only), each on ``deliveries`` pending over ``subscriptions``
+    subscriptions loaded before it starts: the rate until all are ``succeeded`` (``drain``).
+    Until the setting exists both are one process (an unknown variable is ignored)."""
+    results = []
+    async with off_loop(Receiver()) as port:
+        for name, env in ((f"serve-default ({engine})", {}),
+                          (f"serve-one-process ({engine}, WORKER_PROCESSES=0)",
+                           {"DISPATCHER_WORKER_PROCESSES": "0"})):
+            async with fresh_database(engine) as database_url:
+                owner, subs = await make_subscriptions(
+                    database_url, [f"http://127.0.0.1:{port}/s/{i}" for i in range(subscriptions)],
+                    ["bench.*"], concurrency=4 if engine == "sqlite" else 16)
+                loaded = await load_backlog(database_url, owner, subs, deliveries)
+                result = await drain(database_url, deliveries, "serve", **env)
+            result.name = name
+            result.extra |= {"subscriptions": subscriptions} | {
+                k: round(v, 2) for k, v in loaded.items()}
+            results.append(result)
+    default, one = results
+    default.extra["rate_vs_one_process"] = round(default.per_second / one.per_second, 3)
+    return results

@@ -10,7 +10,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from .clock import as_utc
-from .vocabulary import Trigger
+from .vocabulary import DeliveryStatus, Trigger
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -128,8 +128,9 @@ class Delivery(SQLModel, table=True):
         # status leads although constant in each: planners then prefer them to (status, id).
         *(sa.Index(name, "status", "next_attempt_at", sqlite_where=sa.text(where),
                    postgresql_where=sa.text(where))
-          for name, where in (("ix_delivery_due_first", "status = 'pending' AND attempts = 0"),
-                              ("ix_delivery_due_retry", "status = 'pending' AND attempts > 0"))),
+          for name, where in (
+              ("ix_delivery_due_first", f"status = '{DeliveryStatus.PENDING}' AND attempts = 0"),
+              ("ix_delivery_due_retry", f"status = '{DeliveryStatus.PENDING}' AND attempts > 0"))),
         sa.Index("ix_delivery_status_id", "status", "id"),
         sa.Index("ix_delivery_subscription_id", "subscription_id", "id"),
         sa.Index("ix_delivery_event_id", "event_id", "id"),

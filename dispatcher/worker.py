@@ -11,10 +11,11 @@ the lease runs out and another worker sends it again (at least once).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
-from collections import Counter, defaultdict, deque
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -23,9 +24,10 @@ from . import metrics
 from .clock import utcnow
 from .config import Settings
 from .outage import describe, is_database_away
-from .pacing import SLOW_SECONDS, in_flight_cap, streak_after
+from .pacing import SLOW_SECONDS
 from .policy import Outcome, RetryPolicy, delivery_after, parse_retry_after
 from .sender import send
+from .slots import Slots
 from .store import AttemptRecord, Job, WorkQueue
 from .vocabulary import AttemptOutcome, DeliveryStatus
 
@@ -45,19 +47,11 @@ class Worker:
         self.settings = settings
         self.policy = policy or RetryPolicy(settings.retry_schedule, settings.retry_jitter)
         self.owner = f"wrk_{uuid.uuid4().hex[:16]}"
-        # Each attempt's task: its subscription and when it started (monotonic).
-        self._in_flight: dict[asyncio.Task[None], tuple[str, float]] = {}
-        self._ready: deque[Job] = deque()  # claimed ahead, to start as slots free
-        # Claimed, waiting for a slot of their subscription (at its cap): kept leased here,
-        # in order, not handed back to be claimed again.
-        self._parked: dict[str, deque[Job]] = {}
-        self._parked_count = 0
-        self._unblocked: deque[str] = deque()  # subscriptions whose parked jobs may start
-        self._full: set[str] = set()  # left out of claims: a cap's worth parked already
+        self._in_flight: set[asyncio.Task[None]] = set()
+        # Claimed deliveries not started yet, and each subscription's share of the slots.
+        self._slots = Slots(settings.worker_concurrency, settings.max_in_flight_per_subscription)
         self._room = asyncio.Event()  # set when there is room to claim more
         self.leased: set[str] = set()  # claimed by this worker, attempt not yet recorded
-        self._running: Counter[str] = Counter()  # attempts in flight per subscription
-        self._fast: dict[str, int] = {}  # subscription -> attempts in a row that were fast
         self._rate_blocked: dict[str, float] = {}  # subscription -> monotonic time
         self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
         self._stopping = asyncio.Event()
@@ -84,11 +78,7 @@ class Worker:
 
     async def _give_back_ready(self) -> None:
         """Claimed ahead but not started: due again at once, for any worker."""
-        ids = [job.delivery_id for job in self._ready]
-        ids += [job.delivery_id for parked in self._parked.values() for job in parked]
-        self._ready.clear()
-        self._parked.clear()
-        self._parked_count = 0
+        ids = self._slots.drain()
         if not ids:
             return
         try:
@@ -132,7 +122,7 @@ class Worker:
 
     def _room_left(self) -> int:
         return (self.settings.worker_concurrency + self._prefetch
-                - len(self._in_flight) - len(self._ready) - self._parked_count)
+                - self._slots.in_flight - self._slots.waiting)
 
     async def _claim_loop(self) -> None:
         settings = self.settings
@@ -166,73 +156,23 @@ class Worker:
                 continue
             failures = 0
             self.leased.update(job.delivery_id for job in jobs)
-            self._ready.extend(jobs)
+            self._slots.add(jobs)
             self._start_ready()
             if claimed < wanted:
                 await self.queue.wait_for_work(await self._idle_seconds(self._skipped()))
 
-    def _cap(self, sub_id: str) -> int:
-        return in_flight_cap(self.settings.max_in_flight_per_subscription,
-                             self.settings.worker_concurrency, self._fast.get(sub_id, 0))
-
     def _start_ready(self) -> None:
-        while len(self._in_flight) < self.settings.worker_concurrency:
-            if self._stopping.is_set():
-                return
-            job = self._next_job()
-            if job is None:
-                return
-            sub_id = job.subscription_id
-            self._running[sub_id] += 1
+        while not self._stopping.is_set() and (
+                job := self._slots.take(time.monotonic())) is not None:
             task = asyncio.create_task(self._attempt(job))
-            self._in_flight[task] = (sub_id, time.monotonic())
-            task.add_done_callback(self._finished)
+            self._in_flight.add(task)
+            task.add_done_callback(functools.partial(self._finished, job=job))
 
-    def _next_job(self) -> Job | None:
-        """Parked jobs whose subscription has a slot again first (they were due earlier),
-        then the claimed-ahead ones in due order, parking those whose subscription is full."""
-        while self._unblocked:
-            sub_id = self._unblocked[0]
-            parked = self._parked.get(sub_id)
-            if not parked or self._running[sub_id] >= self._cap(sub_id):
-                self._unblocked.popleft()
-                continue
-            self._parked_count -= 1
-            job = parked.popleft()
-            if not parked:
-                del self._parked[sub_id]
-                self._unblocked.popleft()
-            return job
-        while self._ready:
-            job = self._ready.popleft()
-            sub_id = job.subscription_id
-            parked = self._parked.get(sub_id)
-            if parked is None and self._running[sub_id] < self._cap(sub_id):
-                return job
-            if parked is None:
-                parked = self._parked[sub_id] = deque()
-            parked.append(job)  # behind its subscription's earlier ones
-            self._parked_count += 1
-        return None
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        sub_id, started = self._in_flight.pop(task)
-        count = self._running[sub_id] - 1
-        fast = streak_after(self._fast.get(sub_id, 0), time.monotonic() - started)
-        parked = self._parked.get(sub_id)
-        if count:
-            self._running[sub_id] = count
-        else:
-            del self._running[sub_id]
-        if count or parked:
-            self._fast[sub_id] = fast
-        else:
-            self._fast.pop(sub_id, None)  # idle here: it starts from the base cap next time
-        if parked:
-            self._unblocked.append(sub_id)
+    def _finished(self, task: asyncio.Task[None], job: Job) -> None:
+        self._in_flight.discard(task)
+        claimable = self._slots.finished(job, time.monotonic())
         self._start_ready()
-        if sub_id in self._full and len(self._parked.get(sub_id, ())) < self._cap(sub_id):
-            self._full.discard(sub_id)
+        if claimable:
             self.queue.wake()  # that subscription may be claimed again
         if self._room_left() >= self._low_water:
             self._room.set()
@@ -243,8 +183,7 @@ class Worker:
         now = time.monotonic()
         for sub_id in [s for s, until in self._rate_blocked.items() if until <= now]:
             del self._rate_blocked[sub_id]
-        self._full = {s for s, parked in self._parked.items() if len(parked) >= self._cap(s)}
-        return self._full | set(self._rate_blocked)
+        return self._slots.full() | set(self._rate_blocked)
 
     async def _admit(self, jobs: list[Job]) -> list[Job]:
         """Keep the jobs within their subscriptions' rate limits; put the rest back until
@@ -319,14 +258,10 @@ class Worker:
         )
 
     async def _watch_loop(self) -> None:
-        """An attempt still running after SLOW_SECONDS marks its receiver slow at once, so a
-        receiver that stops answering gets no more slots than the base cap."""
+        """Slow attempts found while still running (``Slots.mark_slow``)."""
         while True:
             await asyncio.sleep(SLOW_SECONDS / 2)
-            now = time.monotonic()
-            for sub_id, started in self._in_flight.values():
-                if now - started >= SLOW_SECONDS and self._fast.get(sub_id):
-                    self._fast[sub_id] = 0
+            self._slots.mark_slow(time.monotonic())
 
     async def _renew_loop(self) -> None:
         """Extend this worker's leases a third of the way through, while it lives."""
@@ -336,7 +271,7 @@ class Worker:
             try:
                 await self.queue.extend_leases(self.owner, list(self.leased), lease)
             except Exception as exc:
-                log.warning("could not extend leases (%s)", type(exc).__name__)
+                log.warning("could not extend leases (%s)", describe(exc))
 
     async def _prune_loop(self) -> None:
         """Retention: every ``prune_interval_seconds``, remove finished deliveries older than

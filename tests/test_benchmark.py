@@ -14,14 +14,23 @@ from pathlib import Path
 
 import pytest
 
+from dispatcher.config import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
+DELIVERY = "dispatcher-delivery (sqlite, WORKER_CONCURRENCY=64, HTTP_MAX_CONNECTIONS=64)"
+ONE_PROCESS = "serve-one-process (sqlite, WORKER_PROCESSES=0)"
 EXPECTED = {
-    "bare-httpx", "bare-aiohttp", "httpx-over-aiohttp", "dispatcher-delivery (sqlite)",
+    "bare-httpx", "bare-aiohttp", "httpx-over-aiohttp", DELIVERY,
     "bare-fastapi", "dispatcher-ingest (sqlite)", "ingest-with-key (sqlite)",
     "ingest-without-key (sqlite)",
     "latency (sqlite)", "fan-out (sqlite)",
     "backlog-empty (sqlite)", "backlog-1m (sqlite)",
     "tenant-less-ingest (sqlite)", "tenant-ingest (sqlite)",
+    "busy-subscription (sqlite)", "spread-subscriptions (sqlite)",
+    "slow-receivers-200ms (sqlite)",
+    "healthy-alone (sqlite)", "healthy-with-5-dead (sqlite)",
+    "calm p99 (sqlite)", "storm p99 (sqlite)",
+    "serve-default (sqlite)", ONE_PROCESS,
 }
 
 
@@ -46,12 +55,28 @@ def test_quick_benchmark_runs_every_part(tmp_path):
     tenants = by_name["tenant-ingest (sqlite)"]["extra"]
     assert tenants["tenants"] == 1_000 and tenants["rounds"] == 3
     assert len(tenants["round_rates"]) == 3 and tenants["vs_tenant_less"] > 0
+    # Issue 16's scenarios did what they say.
+    assert by_name["busy-subscription (sqlite)"]["extra"]["subscriptions"] == 1
+    assert by_name["spread-subscriptions (sqlite)"]["extra"]["subscriptions"] == 100
+    slow = by_name["slow-receivers-200ms (sqlite)"]["extra"]
+    pool = Settings.model_fields["http_max_connections"].default
+    assert slow["peak_rss_mb"] > 0 and 0 < slow["receiver_connections_peak"] <= pool
+    # at most one answer per connection each 200 ms: the receiver did wait
+    assert by_name["slow-receivers-200ms (sqlite)"]["per_second"] <= \
+        slow["receiver_connections_peak"] / 0.2 * 1.1
+    dead = by_name["healthy-with-5-dead (sqlite)"]["extra"]
+    assert dead["dead_pending"] == 250 and dead["dead_connections_peak"] > 0
+    storm = by_name["storm p99 (sqlite)"]["extra"]
+    assert storm["storm_deliveries"] == 1_000 and storm["storm_attempts"] > 0
+    assert "storm_attempts" not in by_name["calm p99 (sqlite)"]["extra"]
+    assert by_name[ONE_PROCESS]["extra"]["processes"] == 1
     # Every target of the issue is evaluated; on SQLite each one has a figure.
     sqlite_targets = [t for t in report["targets"] if "postgresql" not in t["what"]]
-    assert len(report["targets"]) == 16
+    assert len(report["targets"]) == 26
     assert all(t["value"] is not None and t["met"] in (True, False) for t in sqlite_targets)
-    assert any("dispatcher-delivery (sqlite) / bare-aiohttp" in r["ratio"]
-               for r in report["ratios"])
+    assert any(f"{DELIVERY} / bare-aiohttp" in r["ratio"] for r in report["ratios"])
+    assert report["defaults"]["worker_concurrency"] == \
+        Settings.model_fields["worker_concurrency"].default
     assert any("tenant-ingest (sqlite) / tenant-less-ingest (sqlite)" in r["ratio"]
                for r in report["ratios"])
     assert report["machine"]["cores"] >= 1

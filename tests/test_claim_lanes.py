@@ -49,6 +49,7 @@ def test_first_attempts_go_ahead_of_retries(settings, first, retries, limit, fre
             taken = [j.delivery_id for j in jobs]
             assert len(taken) == min(limit, first + retries)
             assert len([t for t in taken if t in fresh]) == fresh_taken
+            assert set(taken[:fresh_taken]) <= fresh  # and the worker starts them first
             # Retries in due order: the oldest ones.
             assert sorted(t for t in taken if t not in fresh) == sorted(
                 retry_ids[:len(taken) - fresh_taken])

@@ -290,3 +290,12 @@ def test_a_populated_0004_database_upgrades_to_tenants_and_keeps_working(databas
             base_url=server.url, timeout=30,
             headers={"authorization": f"Bearer {old['plain']['pub']}"}) as pub:
         assert pub.post("/v1/events", json={"type": "order.x"}).status_code == 202
+
+
+def test_delivery_leaves_room_for_hot_updates_on_postgresql(database_url):
+    """Migration 0008: fillfactor 70 on delivery (PostgreSQL only; docs/indexes.md)."""
+    migrate.upgrade(database_url)
+    if not database_url.startswith("postgresql"):
+        return
+    options = scalar(database_url, "SELECT reloptions FROM pg_class WHERE relname = 'delivery'")
+    assert options == ["fillfactor=70"]

@@ -44,6 +44,13 @@ async def deliver_all(settings, subscription: dict[str, Any], events: int,
     return attempts
 
 
+async def until(done: Any, seconds: float = 10) -> None:
+    """Poll ``done()`` every 10 ms, for at most ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while not done():  # noqa: ASYNC110 - a condition in another thread: polled
+            await asyncio.sleep(0.01)
+
+
 class OnlyTheQueue:
     """The store as the worker may see it: the members of ``WorkQueue``, nothing else."""
 
@@ -273,3 +280,45 @@ def test_the_client_raises_the_open_files_limit_to_fit_its_connections(make_sett
     import resource
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     assert int(out) == min(1000 + 512, hard) > 1024 or hard <= 1024
+
+
+def test_fresh_deliveries_are_not_held_behind_a_retry_storm(make_settings):
+    """300 retries due at once for a receiver answering 503 in 50 ms (8 slots: about 2 s of
+    work), then 5 events for a healthy subscription: those arrive within a claim or two,
+    long before the storm is through."""
+    import sqlalchemy as sa
+
+    from dispatcher.models import delivery_table
+
+    settings = make_settings(worker_concurrency=8, max_in_flight_per_subscription=8,
+                             claim_batch_size=16)
+
+    async def run(storm_url: str, healthy_url: str, storm: Receiver) -> int:
+        store = Store(open_database(settings))
+        client = make_http_client(settings)
+        await store.create_subscription("key_test", {"url": storm_url,
+                                                     "event_types": ["storm.*"]})
+        await store.create_subscription("key_test", {"url": healthy_url,
+                                                     "event_types": ["fresh.*"]})
+        for i in range(300):
+            await store.accept_event("key_test", "storm.failed", {"i": i}, None, 60)
+        async with store.engine.begin() as conn:  # failed once, due again now
+            await conn.execute(sa.update(delivery_table).values(attempts=1))
+        worker = Worker(store, client, settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            await until(lambda: storm.count() >= 20)  # the storm is under way
+            for i in range(5):
+                await store.accept_event("key_test", "fresh.event", {"i": i}, None, 60)
+            worker.queue.wake()
+            await until(lambda: healthy.count() >= 5)
+            return storm.count()
+        finally:
+            worker.stop()
+            await task
+            await client.aclose()
+            await store.db.dispose()
+
+    with Receiver(lambda n, r: Reply(503, delay=0.05)) as storm, Receiver() as healthy:
+        storm_seen = asyncio.run(run(storm.url, healthy.url, storm))
+    assert storm_seen < 150, storm_seen  # the fresh ones did not wait for the storm

@@ -110,8 +110,8 @@ class Queue(StoreBase):
     async def claim_due(
         self, owner: str, limit: int, lease_seconds: float, skip: Sequence[str] = ()
     ) -> list[Job]:
-        """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs, oldest
-        due first.
+        """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs, first
+        attempts first, each lane oldest due first.
 
         ``skip``: subscriptions this worker may not start more attempts for just now.
         """
@@ -163,7 +163,8 @@ class Queue(StoreBase):
                 failing_since=sub.failing_since,
                 resume_at=r.resume_at,
             )
-            for r in sorted(claimed, key=lambda r: r.next_attempt_at)
+            # First attempts first, as the claim chose them; each lane in due order.
+            for r in sorted(claimed, key=lambda r: (r.attempts > 0, r.next_attempt_at))
             if (sub := subs.get(r.subscription_id)) is not None and r.event_id in payloads
         ]
 
@@ -187,7 +188,10 @@ class Queue(StoreBase):
             # Idempotent: a batch is written again when its commit's answer was lost.
             await conn.execute(self.db.insert_once(attempt_table),
                                [_attempt(r) for r in records])
-            await conn.execute(_moved_on(owner, now), [_move(r) for r in records])
+            # In id order, the order extend_leases locks them in: a renewal and a recording
+            # never wait on each other in a cycle (PostgreSQL: a deadlock, a 1 s stall).
+            await conn.execute(_moved_on(owner, now), sorted(
+                (_move(r) for r in records), key=lambda move: move["b_id"]))
             await settle_streaks(conn, streaks, retried, now)
 
     async def take_tokens(self, sub_id: str, want: int, limit: int, second: int) -> int:
