@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from dispatcher.config import Settings
-from dispatcher.database import Database, WakeSockets, wake_folder
+from dispatcher.database import Database
+from dispatcher.wake_sockets import WakeSockets, wake_folder
 
 
 @pytest.mark.parametrize(("url", "folder"), [
