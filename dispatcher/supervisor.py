@@ -19,9 +19,12 @@ import asyncio
 import ctypes
 import logging
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,6 +163,51 @@ class Supervisor:
             for fd in (self._read_fd, self._write_fd):
                 os.close(fd)
         return clean
+
+
+# ---- serve's metrics directory ---------------------------------------------------------------
+
+METRICS_DIR = re.compile(r"dispatcher-metrics-(\d+)-")
+
+
+def private_metrics_dir() -> str | None:
+    """Without PROMETHEUS_MULTIPROC_DIR, one of serve's own, handed to its worker processes
+    (they inherit the variable), so that its /metrics adds them up; serve removes it when it
+    ends, and one serve starting removes those that serves killed with ``kill -9`` left."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") or "dispatcher.metrics" in sys.modules:
+        return None
+    remove_left_behind(tempfile.gettempdir())
+    folder = tempfile.mkdtemp(prefix=f"dispatcher-metrics-{os.getpid()}-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
+
+
+def remove_left_behind(parent: str) -> None:
+    """Remove the metrics directories of this user's serves that are gone."""
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        found = METRICS_DIR.match(entry.name)
+        try:
+            if found is None or not entry.is_dir(follow_symlinks=False) or \
+                    entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if not _running(int(found[1])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 # ---- in the worker process -------------------------------------------------------------------

@@ -13,6 +13,8 @@ from collections import Counter
 import httpx
 import pytest
 
+from dispatcher.supervisor import remove_left_behind
+
 from .conftest import ADMIN_TOKEN
 from .databases import scalar
 from .harness import (
@@ -139,10 +141,15 @@ def test_worker_processes_do_not_outlive_a_killed_serve(tmp_path, database_url):
     server = start_with_workers(database_url, tmp_path / "serve.log", 2)
     children = child_pids(server.process.pid)
     assert len(children) == 2
+    folder = environment_of(children[0])["PROMETHEUS_MULTIPROC_DIR"]
     server.kill()
     # Whichever came first: SIGTERM (PR_SET_PDEATHSIG) or the end of serve's pipe.
     poll(lambda: not any(alive(pid) for pid in children), 10, 0.1,
          message="the worker processes gone")
+    # Its metrics directory was left behind; the next serve to start removes it.
+    assert os.path.isdir(folder)
+    remove_left_behind(os.path.dirname(folder))
+    assert not os.path.exists(folder)
 
 
 def test_no_worker_processes_is_one_process(tmp_path, database_url):

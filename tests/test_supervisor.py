@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
@@ -17,6 +19,7 @@ from dispatcher.supervisor import (
     STEADY_SECONDS,
     describe_exit,
     on_parent_gone,
+    remove_left_behind,
     restart_delay,
     stopped_cleanly,
 )
@@ -87,3 +90,17 @@ def test_a_worker_process_stops_when_the_pipe_from_serve_ends():
             os.close(read_fd)
 
     assert asyncio.run(main()) == ["stop"]  # once
+
+
+def test_metrics_directories_of_serves_that_are_gone_are_removed(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    left = tmp_path / f"dispatcher-metrics-{dead_pid}-abc123"
+    live = tmp_path / f"dispatcher-metrics-{os.getpid()}-def456"  # a serve still running
+    other = tmp_path / "dispatcher-metrics-ghi789"  # not named by a serve
+    for folder in (left, live, other):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"")
+    remove_left_behind(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import signal
-import sys
-import tempfile
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -37,13 +34,14 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
 def _serve(settings: Settings, workers: bool, host: str | None, port: int | None) -> None:
     children = settings.worker_processes if workers else 0
     logs.configure(settings, pid=children > 0)
+    from ..supervisor import Supervisor, private_metrics_dir
+
     # Before dispatcher.metrics is imported (by the app): it reads the variable then.
-    private_metrics = _private_metrics_dir() if children else None
+    private_metrics = private_metrics_dir() if children else None
 
     from .. import migrate
     from ..api import create_app
     from ..service import ApiServer
-    from ..supervisor import Supervisor
 
     _when_database_answers(settings, "migrate", lambda: migrate.upgrade(settings.database_url))
     config = uvicorn.Config(
@@ -65,16 +63,6 @@ def _serve(settings: Settings, workers: bool, host: str | None, port: int | None
     finally:
         if private_metrics is not None:
             shutil.rmtree(private_metrics, ignore_errors=True)
-
-
-def _private_metrics_dir() -> str | None:
-    """Without PROMETHEUS_MULTIPROC_DIR, one of serve's own (removed when it ends), so that
-    its /metrics adds up its worker processes' counters."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") or "dispatcher.metrics" in sys.modules:
-        return None
-    folder = tempfile.mkdtemp(prefix="dispatcher-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # the worker processes inherit it
-    return folder
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
