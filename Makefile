@@ -37,4 +37,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache dispatcher.db dispatcher.db-wal dispatcher.db-shm
+	rm -rf $(VENV) .pytest_cache dispatcher.db dispatcher.db-wal dispatcher.db-shm dispatcher.db.wake

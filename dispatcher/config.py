@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Iterable
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -14,6 +15,23 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
     5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400,
 )
+
+
+MAX_WORKER_PROCESSES = 64
+
+
+def worker_processes_for(cpus: int) -> int:
+    """serve's worker processes beside its own: one per further CPU (within the bound)."""
+    return min(MAX_WORKER_PROCESSES, max(0, cpus - 1))
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, as a container or taskset
+    limits it), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -32,6 +50,9 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(default=256 * 1024, gt=0)
     disable_after_seconds: float = Field(default=5 * 24 * 3600, gt=0)
     worker_concurrency: int = Field(default=1000, ge=1, le=10_000)
+    # `dispatcher serve`: delivery worker processes started beside its own (0: one process).
+    worker_processes: int = Field(default_factory=lambda: worker_processes_for(usable_cpus()),
+                                  ge=0, le=MAX_WORKER_PROCESSES)
     max_in_flight_per_subscription: int = Field(default=16, ge=1, le=10_000)
     max_subscriptions_per_owner: int = Field(default=1000, ge=1)
     api_request_timeout_seconds: float = Field(default=60.0, gt=0)

@@ -5,9 +5,10 @@ for the claim statement, to announce new due deliveries inside a transaction, an
 listen for other processes' announcements.
 
 - SQLite (the embedded default): WAL, ``busy_timeout``, writers begin with
-  ``BEGIN IMMEDIATE``; one writer at a time makes the claim atomic; wake-ups stay in the
-  process (``dispatcher serve`` runs API and workers together). ``run_write`` runs a whole
-  transaction in one step on a thread of its own (the ingest hot path).
+  ``BEGIN IMMEDIATE``; one writer at a time makes the claim atomic; a commit that
+  announced sends one byte to each other process listening on the same file (a Unix
+  datagram socket each, in ``<db file>.wake/``: ``wake_sockets``). ``run_write`` runs a
+  whole transaction in one step on a thread of its own (the ingest hot path).
 - PostgreSQL (scale-out): the claim skips rows other workers are claiming
   (``FOR UPDATE SKIP LOCKED``); a commit that makes deliveries due sends ``NOTIFY``, and
   every worker process ``LISTEN``s on a connection of its own that reconnects by itself.
@@ -32,10 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .config import Settings
 from .models import delivery_table
 from .vocabulary import DeliveryStatus
+from .wake_sockets import WakeSockets, wake_folder
 
 log = logging.getLogger("dispatcher.database")
 
 IMMEDIATE = "dispatcher_immediate"  # execution option: a write transaction
+ANNOUNCED = "dispatcher_announced"  # in a connection's info: wake other processes on commit
 T = TypeVar("T")
 CHANNEL = "dispatcher_deliveries"
 # The first key of tenant advisory locks (the second is the id's hash): apart from others.
@@ -111,10 +114,12 @@ class _QueuedWriter:
     """SQLite's writers, one at a time: within a process they queue here, in order, rather
     than in SQLite's busy handler, which sleeps in growing steps (1, 2, 5, 10 ms, ...), so
     that a claim waits behind a recording no longer than it takes. Other processes still
-    meet ``busy_timeout``."""
+    meet ``busy_timeout``. A transaction that announced calls ``committed`` after its
+    commit."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, committed: Callable[[], None]) -> None:
         self.engine = engine
+        self.committed = committed
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary())
 
@@ -128,8 +133,14 @@ class _QueuedWriter:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        async with self.lock(), self.engine.begin() as conn:
-            yield conn
+        async with self.lock():
+            async with self.engine.begin() as conn:
+                try:
+                    yield conn
+                finally:
+                    announced = conn.info.pop(ANNOUNCED, False)
+            if announced:
+                self.committed()
 
 
 class Database:
@@ -138,7 +149,10 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = self._make_engine(settings)
-        self._queued = _QueuedWriter(self.engine.execution_options(**{IMMEDIATE: True}))
+        folder = wake_folder(settings.database_url)
+        self._wakes = None if folder is None else WakeSockets(folder)
+        self._queued = _QueuedWriter(self.engine.execution_options(**{IMMEDIATE: True}),
+                                     self._tell_others)
         self.writer: Writer = self._queued
         self.wakeup = Wakeup()
         # run_write's thread and its synchronous engine, made on first use.
@@ -185,7 +199,13 @@ class Database:
 
         def transaction() -> T:
             with engine.begin() as conn:
-                return work(conn)
+                try:
+                    result = work(conn)
+                finally:
+                    announced = conn.info.pop(ANNOUNCED, False)
+            if announced:
+                self._tell_others()  # here, off the event loop
+            return result
 
         async with self._queued.lock():
             return await asyncio.get_running_loop().run_in_executor(executor, transaction)
@@ -205,6 +225,11 @@ class Database:
 
     def announce_sync(self, conn: sa.Connection) -> None:
         """``announce`` on ``run_write``'s synchronous connection."""
+        conn.info[ANNOUNCED] = True
+
+    def _tell_others(self) -> None:
+        if self._wakes is not None:
+            self._wakes.send()
 
     def claim_statement(
         self, now: datetime, lease_until: datetime, owner: str, limit: int,
@@ -264,12 +289,17 @@ class Database:
 
     async def announce(self, conn: AsyncConnection) -> None:
         """Inside a transaction that makes deliveries due: tell other processes on commit."""
+        conn.info[ANNOUNCED] = True
 
     async def listen(self) -> None:
         """Turn other processes' announcements into wake-ups, until cancelled."""
+        if self._wakes is not None:
+            await self._wakes.listen(self.wakeup.notify, self.settings.poll_interval_seconds)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._wakes is not None:
+            self._wakes.close()
         if self._one_step is not None:
             executor, engine = self._one_step
             self._one_step = None

@@ -23,7 +23,7 @@ from .config import Settings
 FIELDS = (
     "event_id", "delivery_id", "subscription_id", "attempt_id", "number", "trigger",
     "status_code", "duration_ms", "outcome", "delivery_status", "next_attempt_at",
-    "deliveries", "error", "key_id", "replayed", "tenant_id", "portal_link_id",
+    "deliveries", "error", "key_id", "replayed", "tenant_id", "portal_link_id", "pid",
 )
 # An error text may quote a URL (a redirect's location): keep scheme and host only, as the
 # path or query may be a credential.
@@ -91,14 +91,25 @@ def _text(value: Any) -> str:
     return text
 
 
-def configure(settings: Settings, stream: TextIO | None = None) -> None:
+class _WithPid(logging.Filter):
+    """Adds ``pid``: which of ``dispatcher serve``'s processes wrote the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.pid = record.process
+        return True
+
+
+def configure(settings: Settings, stream: TextIO | None = None, *, pid: bool = False) -> None:
     """One handler on the root logger in the chosen format; uvicorn's loggers (server and
-    access) pass their records to it."""
+    access) pass their records to it. With ``pid`` every line names its process (serve and
+    its worker processes share one stderr)."""
     level = logging.getLevelName(settings.log_level.upper())
     if not isinstance(level, int):
         raise ValueError(f"unknown log level {settings.log_level!r}")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    if pid:
+        handler.addFilter(_WithPid())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

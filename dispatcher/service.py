@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import uvicorn
 from .config import Settings
 from .database import open_database
 from .store import Store
+from .supervisor import Supervisor
 from .transport import make_http_client
 from .worker import Worker
 
@@ -31,10 +33,31 @@ _workers: set[Worker] = set()
 
 class ApiServer(uvicorn.Server):
     """uvicorn, telling the workers of this process to stop claiming as soon as a signal
-    arrives (not only once open HTTP connections are done)."""
+    arrives (not only once open HTTP connections are done); with a ``supervisor``, also
+    running serve's worker processes, which stop with it."""
+
+    def __init__(self, config: uvicorn.Config, supervisor: Supervisor | None = None) -> None:
+        super().__init__(config)
+        self.supervisor = supervisor
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        supervisor = self.supervisor
+        if supervisor is None:
+            return await super().serve(sockets)
+        supervisor.start()
+        watch = asyncio.create_task(supervisor.watch(), name="supervisor")
+        try:
+            await super().serve(sockets)
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+            if not await supervisor.stop():
+                raise SystemExit(1)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
+        if self.supervisor is not None:
+            self.supervisor.terminate()  # they stop while this process does
         for worker in list(_workers):
             worker.loop.call_soon_threadsafe(worker.stop)
 

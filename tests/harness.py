@@ -171,7 +171,11 @@ def _kill_leftovers() -> None:
 
 
 class ServeProcess:
-    """``dispatcher serve`` (or ``api``, ``worker``) as its own process, its log in a file."""
+    """``dispatcher serve`` (or ``api``, ``worker``) as its own process, its log in a file.
+
+    serve runs in one process unless the test asks for DISPATCHER_WORKER_PROCESSES: tests
+    that count processes, claims or attempts of "the" process, or kill it, mean that one.
+    """
 
     command = "serve"
 
@@ -187,6 +191,7 @@ class ServeProcess:
             "DISPATCHER_ADMIN_TOKEN": "test-admin-token-0123456789",
             "DISPATCHER_ALLOW_PRIVATE_TARGETS": "true",
             "DISPATCHER_PORT": str(self.port),
+            "DISPATCHER_WORKER_PROCESSES": "0",
             "PYTHONWARNINGS": "always::ResourceWarning",
             **env,
         }
@@ -247,6 +252,45 @@ class ServeProcess:
     def log(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return f.read()
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc), zombies left out."""
+    import os
+
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after it.
+                state, ppid = f.read().rpartition(")")[2].split()[:2]
+        except OSError:
+            continue
+        if int(ppid) == pid and state != "Z":
+            found.append(int(name))
+    return sorted(found)
+
+
+def alive(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (a process gone but not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def command_line(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return [part.decode() for part in f.read().split(b"\0") if part]
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        pairs = (part.decode().partition("=") for part in f.read().split(b"\0") if part)
+        return {name: value for name, _, value in pairs}
 
 
 class ApiProcess(ServeProcess):

@@ -645,6 +645,7 @@ def test_prune_asks_in_a_terminal_unless_yes(database_url: str) -> None:
     ("PUBLIC_URL", "hooks.example.com/x", "scheme://host[:port]"),
     ("PORTAL_ACCENT", "red", "PORTAL_ACCENT"),
     ("WORKER_CONCURRENCY", "many", "WORKER_CONCURRENCY"),
+    ("WORKER_PROCESSES", "65", "less than or equal to 64"),
 ])
 def test_a_bad_setting_stops_a_server_command_with_one_line(tmp_path, command, setting, value,
                                                             says):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -31,11 +32,17 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
 
 
 def _serve(settings: Settings, workers: bool, host: str | None, port: int | None) -> None:
+    children = settings.worker_processes if workers else 0
+    logs.configure(settings, pid=children > 0)
+    from ..supervisor import Supervisor, private_metrics_dir
+
+    # Before dispatcher.metrics is imported (by the app): it reads the variable then.
+    private_metrics = private_metrics_dir() if children else None
+
     from .. import migrate
     from ..api import create_app
     from ..service import ApiServer
 
-    logs.configure(settings)
     _when_database_answers(settings, "migrate", lambda: migrate.upgrade(settings.database_url))
     config = uvicorn.Config(
         create_app(settings, workers=workers),
@@ -50,7 +57,12 @@ def _serve(settings: Settings, workers: bool, host: str | None, port: int | None
     # shutdown is a success, so those signals then end the process with status 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_cleanly)
-    ApiServer(config).run()
+    supervisor = Supervisor(children, settings.shutdown_grace_seconds) if children else None
+    try:
+        ApiServer(config, supervisor).run()
+    finally:
+        if private_metrics is not None:
+            shutil.rmtree(private_metrics, ignore_errors=True)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -86,7 +98,8 @@ async def _ping(settings: Settings) -> None:
 
 @app.command()
 def serve(host: str | None = HOST, port: int | None = PORT) -> None:
-    """API and delivery workers in one process; migrates the database first."""
+    """API and delivery workers, and DISPATCHER_WORKER_PROCESSES more worker processes
+    (default: one per further CPU); migrates the database first."""
     _serve(load_settings(), True, host, port)
 
 
@@ -102,13 +115,22 @@ def worker(
         None, min=1, max=65535,
         help="serve this process's Prometheus metrics at http://HOST:PORT/metrics "
              "(HOST: DISPATCHER_HOST) [DISPATCHER_METRICS_PORT]"),
+    parent_fd: int | None = typer.Option(
+        None, "--parent-fd", hidden=True,
+        help="one of serve's worker processes: the read end of serve's pipe"),
 ) -> None:
     """Delivery workers alone: claim due deliveries from the database and send them."""
     from ..service import running
+    from ..supervisor import die_with_parent, on_parent_gone
 
+    of_serve = parent_fd is not None
+    if of_serve:
+        die_with_parent()
     settings = load_settings()
-    logs.configure(settings)
+    logs.configure(settings, pid=of_serve)
     port = metrics_port if metrics_port is not None else settings.metrics_port
+    if of_serve:
+        port = None  # serve's /metrics shows this process (PROMETHEUS_MULTIPROC_DIR)
     _when_database_answers(settings, "start the worker", lambda: run_loop(_ping(settings)))
 
     async def main() -> None:
@@ -117,6 +139,8 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, runtime.worker.stop)
+            if parent_fd is not None:
+                on_parent_gone(parent_fd, runtime.worker.stop)
             # Served once the worker runs: a metrics endpoint that answers means a worker.
             stop_metrics = None if port is None else _serve_metrics(settings, port)
             logging.getLogger("dispatcher").info("worker %s started", runtime.worker.owner)
