@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 from dispatcher.database import open_database
@@ -42,6 +44,22 @@ async def deliver_all(settings, subscription: dict[str, Any], events: int,
         attempts += (await store.list_attempts(delivery["id"], None, None, 100, "asc")).rows
     await store.db.dispose()
     return attempts
+
+
+@contextlib.asynccontextmanager
+async def working(store: Store, client: Any, settings: Any, queue: Any = None
+                  ) -> AsyncIterator[Worker]:
+    """A worker running on ``queue`` (default: the store) until the block ends; then it is
+    stopped, and the client and the store's engine are closed."""
+    worker = Worker(store if queue is None else queue, client, settings)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task
+        await client.aclose()
+        await store.db.dispose()
 
 
 async def until(done: Any, seconds: float = 10) -> None:
@@ -178,21 +196,9 @@ def test_deliveries_claimed_ahead_are_given_back_when_the_worker_stops(make_sett
         await store.create_subscription("key_x", {"url": receiver.url})
         for i in range(20):
             await store.accept_event("key_x", "a.b", {"i": i}, None, 60)
-        worker = Worker(store, client, settings)
-        task = asyncio.create_task(worker.run())
-        try:
-            async with asyncio.timeout(10):  # a poll with a deadline
-                while True:
-                    if receiver.count() >= 2:
-                        break
-                    await asyncio.sleep(0.02)
-            leased = len(worker.leased)
-        finally:
-            worker.stop()
-            await task
-            await client.aclose()
-            await store.db.dispose()
-        return leased
+        async with working(store, client, settings) as worker:
+            await until(lambda: receiver.count() >= 2)
+            return len(worker.leased)
 
     with Receiver(lambda n, r: Reply(delay=0.5)) as receiver:
         leased = asyncio.run(scenario(receiver))
@@ -238,9 +244,7 @@ def test_a_busy_fast_subscription_opens_past_the_base_cap_and_nothing_is_claimed
         for i in range(events):
             await store.accept_event("key_test", "thing.happened", {"i": i}, None, 60)
         queue = Watched(store)
-        worker = Worker(queue, client, settings)
-        task = asyncio.create_task(worker.run())
-        try:
+        async with working(store, client, settings, queue):
             async with asyncio.timeout(30):
                 while True:
                     page = await store.list_deliveries(
@@ -248,11 +252,6 @@ def test_a_busy_fast_subscription_opens_past_the_base_cap_and_nothing_is_claimed
                     if len(page.rows) == events:
                         break
                     await asyncio.sleep(0.05)
-        finally:
-            worker.stop()
-            await task
-            await client.aclose()
-            await store.db.dispose()
         return queue
 
     with Receiver(lambda n, r: Reply(delay=0.02)) as receiver:
@@ -304,20 +303,13 @@ def test_fresh_deliveries_are_not_held_behind_a_retry_storm(make_settings):
             await store.accept_event("key_test", "storm.failed", {"i": i}, None, 60)
         async with store.engine.begin() as conn:  # failed once, due again now
             await conn.execute(sa.update(delivery_table).values(attempts=1))
-        worker = Worker(store, client, settings)
-        task = asyncio.create_task(worker.run())
-        try:
+        async with working(store, client, settings) as worker:
             await until(lambda: storm.count() >= 20)  # the storm is under way
             for i in range(5):
                 await store.accept_event("key_test", "fresh.event", {"i": i}, None, 60)
             worker.queue.wake()
             await until(lambda: healthy.count() >= 5)
             return storm.count()
-        finally:
-            worker.stop()
-            await task
-            await client.aclose()
-            await store.db.dispose()
 
     with Receiver(lambda n, r: Reply(503, delay=0.05)) as storm, Receiver() as healthy:
         storm_seen = asyncio.run(run(storm.url, healthy.url, storm))
