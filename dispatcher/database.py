@@ -5,7 +5,8 @@ for the claim statement, to announce new due deliveries inside a transaction, an
 listen for other processes' announcements.
 
 - SQLite (the embedded default): WAL, ``busy_timeout``, writers begin with
-  ``BEGIN IMMEDIATE``; one writer at a time makes the claim atomic; a commit that
+  ``BEGIN IMMEDIATE``, taking turns on a lock file first (``writer_lock``: across the
+  processes on the file); one writer at a time makes the claim atomic; a commit that
   announced sends one byte to each other process listening on the same file (a Unix
   datagram socket each, in ``<db file>.wake/``: ``wake_sockets``). ``run_write`` runs a
   whole transaction in one step on a thread of its own (the ingest hot path).
@@ -33,7 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .config import Settings
 from .models import delivery_table
 from .vocabulary import DeliveryStatus
-from .wake_sockets import WakeSockets, wake_folder
+from .wake_sockets import WakeSockets, sqlite_file, wake_folder
+from .writer_lock import WriterLock
 
 log = logging.getLogger("dispatcher.database")
 
@@ -111,15 +113,17 @@ class Writer(Protocol):
 
 
 class _QueuedWriter:
-    """SQLite's writers, one at a time: within a process they queue here, in order, rather
-    than in SQLite's busy handler, which sleeps in growing steps (1, 2, 5, 10 ms, ...), so
-    that a claim waits behind a recording no longer than it takes. Other processes still
-    meet ``busy_timeout``. A transaction that announced calls ``committed`` after its
-    commit."""
+    """SQLite's writers, one at a time: within a process they queue here, in order, and
+    across the processes on one file on its ``WriterLock``, rather than in SQLite's busy
+    handler, which sleeps in growing steps (1, 2, 5, 10 ms, ...), so that a claim waits
+    behind a recording no longer than it takes. A transaction that announced calls
+    ``committed`` after its commit."""
 
-    def __init__(self, engine: AsyncEngine, committed: Callable[[], None]) -> None:
+    def __init__(self, engine: AsyncEngine, committed: Callable[[], None],
+                 across: WriterLock | None) -> None:
         self.engine = engine
         self.committed = committed
+        self.across = across
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary())
 
@@ -134,11 +138,17 @@ class _QueuedWriter:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         async with self.lock():
-            async with self.engine.begin() as conn:
-                try:
-                    yield conn
-                finally:
-                    announced = conn.info.pop(ANNOUNCED, False)
+            if self.across is not None:
+                await self.across.hold()
+            try:
+                async with self.engine.begin() as conn:
+                    try:
+                        yield conn
+                    finally:
+                        announced = conn.info.pop(ANNOUNCED, False)
+            finally:
+                if self.across is not None:
+                    self.across.release()
             if announced:
                 self.committed()
 
@@ -151,8 +161,10 @@ class Database:
         self.engine = self._make_engine(settings)
         folder = wake_folder(settings.database_url)
         self._wakes = None if folder is None else WakeSockets(folder)
+        path = sqlite_file(settings.database_url)
+        self._across = None if path is None else WriterLock(path + ".lock")
         self._queued = _QueuedWriter(self.engine.execution_options(**{IMMEDIATE: True}),
-                                     self._tell_others)
+                                     self._tell_others, self._across)
         self.writer: Writer = self._queued
         self.wakeup = Wakeup()
         # run_write's thread and its synchronous engine, made on first use.
@@ -198,11 +210,17 @@ class Database:
         executor, engine = self._one_step_engine()
 
         def transaction() -> T:
-            with engine.begin() as conn:
-                try:
-                    result = work(conn)
-                finally:
-                    announced = conn.info.pop(ANNOUNCED, False)
+            if self._across is not None:
+                self._across.hold_blocking()
+            try:
+                with engine.begin() as conn:
+                    try:
+                        result = work(conn)
+                    finally:
+                        announced = conn.info.pop(ANNOUNCED, False)
+            finally:
+                if self._across is not None:
+                    self._across.release()
             if announced:
                 self._tell_others()  # here, off the event loop
             return result
@@ -305,6 +323,8 @@ class Database:
             self._one_step = None
             await asyncio.get_running_loop().run_in_executor(executor, engine.engine.dispose)
             executor.shutdown(wait=False)
+        if self._across is not None:
+            self._across.close()
 
 
 class PostgresDatabase(Database):

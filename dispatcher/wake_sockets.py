@@ -18,9 +18,9 @@ from sqlalchemy.engine import make_url
 log = logging.getLogger("dispatcher.database")
 
 
-def wake_folder(database_url: str) -> str | None:
-    """Where the processes on one SQLite file meet for wake-ups: ``<file>.wake``; None for a
-    database that is not a file (in memory: no other process can open it)."""
+def sqlite_file(database_url: str) -> str | None:
+    """The absolute path of a SQLite database file; None for a database that is not a file
+    (in memory: no other process can open it) or not SQLite."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return None
@@ -28,8 +28,13 @@ def wake_folder(database_url: str) -> str | None:
     if url.query.get("mode") == "memory" or path in ("", ":memory:") or (
             path.startswith("file:") and "mode=memory" in path):
         return None
-    path = path.removeprefix("file:").split("?")[0]
-    return os.path.abspath(path) + ".wake"
+    return os.path.abspath(path.removeprefix("file:").split("?")[0])
+
+
+def wake_folder(database_url: str) -> str | None:
+    """Where the processes on one SQLite file meet for wake-ups: ``<file>.wake``."""
+    path = sqlite_file(database_url)
+    return None if path is None else path + ".wake"
 
 
 class WakeSockets:
