@@ -71,12 +71,14 @@ def unleased_pending(now: datetime, skip: Sequence[str] = (), *, first: bool
 
 
 async def soonest_due(conn: AsyncConnection, now: datetime, skip: Sequence[str] = (),
-                      due_by: datetime | None = None) -> datetime | None:
+                      due_by: datetime | None = None, *, retries: bool = True
+                      ) -> datetime | None:
     """The soonest ``next_attempt_at`` of unleased pending deliveries (due by ``due_by``
-    when given): LIMIT 1 on each lane's index, the sooner of the two."""
+    when given; first attempts only unless ``retries``): LIMIT 1 on each lane's index, the
+    sooner of the two."""
     d = delivery_table
     found: list[datetime] = []
-    for first in (True, False):
+    for first in (True, False) if retries else (True,):
         at = await conn.scalar(
             sa.select(d.c.next_attempt_at)
             .where(*unleased_pending(now, skip, first=first),
@@ -251,7 +253,7 @@ class Database:
 
     def claim_statement(
         self, now: datetime, lease_until: datetime, owner: str, limit: int,
-        skip: Sequence[str] = (),
+        skip: Sequence[str] = (), *, retries: bool = True,
     ) -> sa.Update:
         """One statement: lease up to ``limit`` due deliveries and return what a job needs of
         them.
@@ -261,11 +263,12 @@ class Database:
 
         First attempts go ahead of retries, each lane in due order, except that retries
         keep one row in ``RETRY_EVERY`` of a claim first attempts would fill: a retry storm
-        does not delay fresh deliveries, and fresh ones do not starve retries.
+        does not delay fresh deliveries, and fresh ones do not starve retries. Without
+        ``retries``, first attempts only (the worker holds enough retries already).
         """
         d = delivery_table
         lanes = []
-        for first in (True, False):
+        for first in (True, False) if retries else (True,):
             due = self._lockable(
                 sa.select(d.c.id, d.c.next_attempt_at)
                 .where(*unleased_pending(now, skip, first=first), d.c.next_attempt_at <= now)

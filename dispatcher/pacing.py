@@ -25,3 +25,28 @@ def in_flight_cap(base: int, concurrency: int, fast_streak: int) -> int:
 def streak_after(fast_streak: int, seconds: float) -> int:
     """The streak once an attempt has taken (or has been running for) ``seconds``."""
     return fast_streak + 1 if seconds < SLOW_SECONDS else 0
+
+
+# Scheduled retries yield the event loop to first attempts. A retry storm of receivers that
+# answer at once keeps the worker's CPU busy, and every attempt in flight then waits for the
+# others at each step: fresh deliveries slow down with the storm. Capping retries' slots
+# does not help (a few slots answering in 1 ms are thousands a second), so retries start
+# at a rate that follows the loop's lag, as TCP's window follows loss: it grows while the
+# loop comes round quickly and retries were held back for it, and halves when it falls
+# behind.
+LAG_LOW = 0.002  # the loop came round within 2 ms: retries may start faster
+LAG_HIGH = 0.005  # more than 5 ms behind: retries start at half the rate
+RETRY_RATE_START = 100.0  # retries a worker starts per second at first
+RETRY_RATE_FLOOR = 20.0  # and always, however busy (retries are never starved)
+RETRY_RATE_STEP = 25.0  # what each look at a quick loop adds
+
+
+def retry_rate_after(rate: float, lag: float, held_back: bool) -> float:
+    """Scheduled retries started per second after the event loop was seen ``lag`` seconds
+    late, ``held_back`` saying whether retries waited for the rate meanwhile (a rate that
+    was not the limit is not raised)."""
+    if lag > LAG_HIGH:
+        return max(RETRY_RATE_FLOOR, rate / 2)
+    if lag < LAG_LOW and held_back:
+        return rate + RETRY_RATE_STEP
+    return max(RETRY_RATE_FLOOR, rate)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import statistics
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -24,7 +25,7 @@ from . import metrics
 from .clock import utcnow
 from .config import Settings
 from .outage import describe, is_database_away
-from .pacing import SLOW_SECONDS
+from .pacing import RETRY_RATE_START, SLOW_SECONDS, retry_rate_after
 from .policy import Outcome, RetryPolicy, delivery_after, parse_retry_after
 from .sender import send
 from .slots import Slots
@@ -34,6 +35,11 @@ from .vocabulary import AttemptOutcome, DeliveryStatus
 log = logging.getLogger("dispatcher.worker")
 
 RECORD_BATCH = 500
+# The event loop's lag: the median of LAG_PROBES sleeps this long (one late wake-up may be
+# the machine's, not this loop's).
+LAG_PROBE_SECONDS = 0.01
+LAG_PROBES = 5
+RETRY_BURST_SECONDS = 0.05  # retries may start in bursts of this many seconds' worth
 MAX_BACKOFF_SECONDS = 5.0  # the longest a worker waits between tries while the database is away
 
 
@@ -47,15 +53,22 @@ class Worker:
         self.settings = settings
         self.policy = policy or RetryPolicy(settings.retry_schedule, settings.retry_jitter)
         self.owner = f"wrk_{uuid.uuid4().hex[:16]}"
+        self.loop = asyncio.get_running_loop()
         self._in_flight: set[asyncio.Task[None]] = set()
         # Claimed deliveries not started yet, and each subscription's share of the slots.
         self._slots = Slots(settings.worker_concurrency, settings.max_in_flight_per_subscription)
         self._room = asyncio.Event()  # set when there is room to claim more
+        # Scheduled retries claimed and held back until the rate lets them start
+        # (``pacing.retry_rate_after``), as a token bucket.
+        self._retries: deque[Job] = deque()
+        self._retry_rate = RETRY_RATE_START
+        self._retry_tokens = 1.0
+        self._tokens_at = self.loop.time()
+        self._retries_held_back = False
         self.leased: set[str] = set()  # claimed by this worker, attempt not yet recorded
         self._rate_blocked: dict[str, float] = {}  # subscription -> monotonic time
         self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
         self._stopping = asyncio.Event()
-        self.loop = asyncio.get_running_loop()
 
     async def run(self) -> None:
         """Deliver until ``stop()``; then finish what is in flight and record it."""
@@ -63,22 +76,26 @@ class Worker:
         renewer = asyncio.create_task(self._renew_loop(), name="lease-renewer")
         pruner = asyncio.create_task(self._prune_loop(), name="pruner")
         watcher = asyncio.create_task(self._watch_loop(), name="slow-watcher")
+        pacer = asyncio.create_task(self._pace_loop(), name="retry-pacer")
         try:
             await self._claim_loop()
         finally:
             pruner.cancel()
             watcher.cancel()
+            pacer.cancel()
             await self._give_back_ready()
             await self._finish_in_flight()
             self._stopping.set()
             await self._records.join()
             for task in (recorder, renewer):
                 task.cancel()
-            await asyncio.gather(recorder, renewer, pruner, watcher, return_exceptions=True)
+            await asyncio.gather(recorder, renewer, pruner, watcher, pacer,
+                                 return_exceptions=True)
 
     async def _give_back_ready(self) -> None:
         """Claimed ahead but not started: due again at once, for any worker."""
-        ids = self._slots.drain()
+        ids = self._slots.drain() + [job.delivery_id for job in self._retries]
+        self._retries.clear()
         if not ids:
             return
         try:
@@ -121,8 +138,14 @@ class Worker:
         return max(1, self._prefetch // 2)
 
     def _room_left(self) -> int:
+        # Held retries are left out: they must not keep fresh deliveries from being claimed.
         return (self.settings.worker_concurrency + self._prefetch
                 - self._slots.in_flight - self._slots.waiting)
+
+    @property
+    def _claims_retries(self) -> bool:
+        """Retries are claimed while fewer than a look-ahead's worth are held back."""
+        return len(self._retries) < self._prefetch
 
     async def _claim_loop(self) -> None:
         settings = self.settings
@@ -135,9 +158,10 @@ class Worker:
                 continue
             wanted = min(room, settings.claim_batch_size)
             skip = self._skipped()
+            retries = self._claims_retries
             try:
                 jobs = await self.queue.claim_due(
-                    self.owner, wanted, settings.lease_seconds, sorted(skip)
+                    self.owner, wanted, settings.lease_seconds, sorted(skip), retries=retries
                 )
                 claimed = len(jobs)
                 if claimed:
@@ -156,17 +180,37 @@ class Worker:
                 continue
             failures = 0
             self.leased.update(job.delivery_id for job in jobs)
-            self._slots.add(jobs)
+            self._slots.add([job for job in jobs if not job.paced])
+            self._retries.extend(job for job in jobs if job.paced)
             self._start_ready()
             if claimed < wanted:
-                await self.queue.wait_for_work(await self._idle_seconds(self._skipped()))
+                await self.queue.wait_for_work(
+                    await self._idle_seconds(self._skipped(), retries=retries))
 
     def _start_ready(self) -> None:
+        self._hand_over_retries()
         while not self._stopping.is_set() and (
                 job := self._slots.take(time.monotonic())) is not None:
             task = asyncio.create_task(self._attempt(job))
             self._in_flight.add(task)
             task.add_done_callback(functools.partial(self._finished, job=job))
+
+    def _hand_over_retries(self) -> None:
+        """Held retries to the slots, as many as the rate has tokens for."""
+        if not self._retries:
+            return
+        now, rate = self.loop.time(), self._retry_rate
+        self._retry_tokens = min(max(1.0, rate * RETRY_BURST_SECONDS),
+                                 self._retry_tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        held = len(self._retries)
+        while self._retries and self._retry_tokens >= 1:
+            self._slots.add([self._retries.popleft()])
+            self._retry_tokens -= 1
+        if self._retries:
+            self._retries_held_back = True
+        elif held >= self._prefetch:
+            self.queue.wake()  # the claim may take retries again
 
     def _finished(self, task: asyncio.Task[None], job: Job) -> None:
         self._in_flight.discard(task)
@@ -208,13 +252,14 @@ class Worker:
         await self.queue.defer(self.owner, sorted(refused), when)
         return [j for j in jobs if j.delivery_id not in refused]
 
-    async def _idle_seconds(self, skip: set[str]) -> float:
-        """Until the next retry comes due or a rate window opens, at most the poll interval."""
+    async def _idle_seconds(self, skip: set[str], *, retries: bool = True) -> float:
+        """Until the next retry comes due (the next first attempt, without ``retries``) or a
+        rate window opens, at most the poll interval."""
         poll = self.settings.poll_interval_seconds
         if self._rate_blocked:
             poll = min(poll, max(0.0, min(self._rate_blocked.values()) - time.monotonic()))
         try:
-            due = await self.queue.next_due_at(sorted(skip))
+            due = await self.queue.next_due_at(sorted(skip), retries=retries)
         except Exception:
             return poll
         if due is None:
@@ -262,6 +307,20 @@ class Worker:
         while True:
             await asyncio.sleep(SLOW_SECONDS / 2)
             self._slots.mark_slow(time.monotonic())
+
+    async def _pace_loop(self) -> None:
+        """The retries' rate, after each look at how late the event loop comes round; held
+        retries start as their tokens come."""
+        while True:
+            lags = []
+            for _ in range(LAG_PROBES):
+                start = self.loop.time()
+                await asyncio.sleep(LAG_PROBE_SECONDS)
+                lags.append(self.loop.time() - start - LAG_PROBE_SECONDS)
+                self._start_ready()
+            self._retry_rate = retry_rate_after(
+                self._retry_rate, statistics.median(lags), self._retries_held_back)
+            self._retries_held_back = False
 
     async def _renew_loop(self) -> None:
         """Extend this worker's leases a third of the way through, while it lives."""

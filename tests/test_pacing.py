@@ -1,10 +1,18 @@
-"""The per-subscription cap: a pure decision, as a table."""
+"""The per-subscription cap and the retries' rate: pure decisions, as tables."""
 
 from __future__ import annotations
 
 import pytest
 
-from dispatcher.pacing import SLOW_SECONDS, in_flight_cap, streak_after
+from dispatcher.pacing import (
+    LAG_HIGH,
+    LAG_LOW,
+    RETRY_RATE_FLOOR,
+    SLOW_SECONDS,
+    in_flight_cap,
+    retry_rate_after,
+    streak_after,
+)
 
 
 @pytest.mark.parametrize(("base", "concurrency", "streak", "cap"), [
@@ -29,3 +37,17 @@ def test_in_flight_cap(base, concurrency, streak, cap):
 ])
 def test_streak_after(streak, seconds, after):
     assert streak_after(streak, seconds) == after
+
+
+@pytest.mark.parametrize(("rate", "lag", "held_back", "after"), [
+    (100.0, 0.0005, True, 125.0),  # a quick loop, and retries waited: faster
+    (100.0, 0.0005, False, 100.0),  # a rate that was not the limit stays
+    (100.0, LAG_LOW, True, 100.0),  # between the marks: as it was
+    (100.0, 0.004, True, 100.0),
+    (400.0, LAG_HIGH + 0.001, True, 200.0),  # behind: half
+    (400.0, 0.250, False, 200.0),
+    (30.0, 0.250, True, RETRY_RATE_FLOOR),  # never below the floor
+    (RETRY_RATE_FLOOR, 0.250, True, RETRY_RATE_FLOOR),
+])
+def test_retry_rate_after(rate, lag, held_back, after):
+    assert retry_rate_after(rate, lag, held_back) == after

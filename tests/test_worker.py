@@ -314,3 +314,56 @@ def test_fresh_deliveries_are_not_held_behind_a_retry_storm(make_settings):
     with Receiver(lambda n, r: Reply(503, delay=0.05)) as storm, Receiver() as healthy:
         storm_seen = asyncio.run(run(storm.url, healthy.url, storm))
     assert storm_seen < 150, storm_seen  # the fresh ones did not wait for the storm
+
+
+def test_retries_yield_to_first_attempts_while_the_event_loop_is_behind(make_settings):
+    """300 retries due at once for a receiver answering 503 at once, while something else
+    keeps the worker's event loop 12 ms late out of every 13: the retries start at the
+    paced rate (about 20 a second, not all 300), fresh events still go at once, and once
+    the loop is quick again the rest of the storm goes through (not starved)."""
+    import time
+
+    import sqlalchemy as sa
+
+    from dispatcher.models import delivery_table
+
+    settings = make_settings(worker_concurrency=100, retry_schedule=(60.0, 120.0))
+
+    async def hog(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            until_ = time.perf_counter() + 0.012
+            while time.perf_counter() < until_:
+                pass
+            await asyncio.sleep(0.001)
+
+    async def run(storm: Receiver, healthy: Receiver) -> tuple[int, float]:
+        store = Store(open_database(settings))
+        client = make_http_client(settings)
+        await store.create_subscription("key_test", {"url": storm.url,
+                                                     "event_types": ["storm.*"]})
+        await store.create_subscription("key_test", {"url": healthy.url,
+                                                     "event_types": ["fresh.*"]})
+        for i in range(300):
+            await store.accept_event("key_test", "storm.failed", {"i": i}, None, 60)
+        async with store.engine.begin() as conn:  # failed once, due again now
+            await conn.execute(sa.update(delivery_table).values(attempts=1))
+        stop_hogging = asyncio.Event()
+        hogging = asyncio.create_task(hog(stop_hogging))
+        async with working(store, client, settings) as worker:
+            await asyncio.sleep(2)
+            while_behind = storm.count()
+            for i in range(5):
+                await store.accept_event("key_test", "fresh.event", {"i": i}, None, 60)
+            sent = time.perf_counter()
+            worker.queue.wake()
+            await until(lambda: healthy.count() >= 5)
+            fresh_seconds = time.perf_counter() - sent
+            stop_hogging.set()
+            await hogging
+            await until(lambda: storm.count() >= 300, seconds=30)
+        return while_behind, fresh_seconds
+
+    with Receiver(lambda n, r: Reply(503)) as storm, Receiver() as healthy:
+        while_behind, fresh_seconds = asyncio.run(run(storm, healthy))
+    assert 10 <= while_behind <= 120, while_behind  # paced, not stopped, not all at once
+    assert fresh_seconds < 1.5, fresh_seconds

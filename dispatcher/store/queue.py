@@ -27,7 +27,7 @@ class WorkQueue(Protocol):
     """What the worker needs of the store, and nothing more."""
 
     async def claim_due(self, owner: str, limit: int, lease_seconds: float,
-                        skip: Sequence[str] = ()) -> list[Job]: ...
+                        skip: Sequence[str] = (), *, retries: bool = True) -> list[Job]: ...
 
     async def record_attempts(self, owner: str, records: Sequence[AttemptRecord],
                               disable_after: float | None = None) -> None: ...
@@ -41,7 +41,8 @@ class WorkQueue(Protocol):
 
     async def release_leases(self, owner: str, ids: Sequence[str]) -> None: ...
 
-    async def next_due_at(self, skip: Sequence[str] = ()) -> datetime | None: ...
+    async def next_due_at(self, skip: Sequence[str] = (), *, retries: bool = True
+                          ) -> datetime | None: ...
 
     async def prune(self, older_than: datetime, include_failed: bool = False,
                     batch: int = 1000, progress: Callable[[int], None] | None = None,
@@ -108,18 +109,20 @@ def _attempt(r: AttemptRecord) -> dict[str, Any]:
 
 class Queue(StoreBase):
     async def claim_due(
-        self, owner: str, limit: int, lease_seconds: float, skip: Sequence[str] = ()
+        self, owner: str, limit: int, lease_seconds: float, skip: Sequence[str] = (), *,
+        retries: bool = True,
     ) -> list[Job]:
         """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs, first
         attempts first, each lane oldest due first.
 
-        ``skip``: subscriptions this worker may not start more attempts for just now.
+        ``skip``: subscriptions this worker may not start more attempts for just now;
+        without ``retries``, first attempts only.
         """
         d, e, s = delivery_table, event_table, subscription_table
         now = utcnow()
         until = now + timedelta(seconds=lease_seconds)
         async with self.writer.begin() as conn:
-            stmt = self.db.claim_statement(now, until, owner, limit, skip)
+            stmt = self.db.claim_statement(now, until, owner, limit, skip, retries=retries)
             claimed = (await conn.execute(stmt)).all()
             if not claimed:
                 return []
@@ -237,11 +240,12 @@ class Queue(StoreBase):
                 sa.update(d).where(d.c.id.in_(ids), d.c.lease_owner == owner).values(**values))
         return result.rowcount
 
-    async def next_due_at(self, skip: Sequence[str] = ()) -> datetime | None:
+    async def next_due_at(self, skip: Sequence[str] = (), *, retries: bool = True
+                          ) -> datetime | None:
         """When the next unleased pending delivery comes due (LIMIT 1 on each lane's index),
-        leaving out the subscriptions in ``skip``."""
+        leaving out the subscriptions in ``skip`` (and retries, unless ``retries``)."""
         async with self.engine.connect() as conn:
-            return await soonest_due(conn, utcnow(), skip)
+            return await soonest_due(conn, utcnow(), skip, retries=retries)
 
     async def wait_for_work(self, seconds: float) -> None:
         """Until deliveries may be due (a wake-up, here or from another process), at most

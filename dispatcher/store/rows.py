@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from .. import ids
 from ..clock import rfc3339
 from ..signing import secret_key
-from ..vocabulary import AttemptOutcome, DeliveryStatus, Role
+from ..vocabulary import AttemptOutcome, DeliveryStatus, Role, Trigger
 
 # A delivery still to be sent (or to be sent once its subscription is enabled again).
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
@@ -145,6 +145,11 @@ class Job:
     rate_limit: int | None = None  # the subscription's rate_limit_per_second
     failing_since: datetime | None = None  # the subscription's, when claimed
     resume_at: datetime | None = None  # a manual attempt's: the pending delivery's due time
+
+    @property
+    def paced(self) -> bool:
+        """A scheduled retry: it yields the event loop to first attempts (``pacing``)."""
+        return self.number > 1 and self.trigger == Trigger.SCHEDULED
 
 
 @dataclass(slots=True)
