@@ -112,6 +112,7 @@ async def send(
                 body = as_text(raw)
             finally:
                 await resp.aclose()
+                del resp.stream  # breaks httpx's response <-> stream cycle (measured-choices.md)
     except TimeoutError:
         error = f"timeout: no complete answer within {deadline:g} s"
         if status_code is not None:

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
+import aiohttp
+import httpx
 import pytest
 
 from dispatcher import sender
@@ -106,3 +109,22 @@ def test_what_is_kept_of_the_answer(transport, answer, body, retry_after, locati
         assert (kept.body, kept.retry_after, kept.location) == (body, retry_after, location)
         assert kept.status_code == int(answer.split(b" ")[1])
 
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_an_attempt_leaves_no_response_to_the_cycle_collector(transport):
+    """Its objects go by reference counting when it ends (a cycle made the collector a seventh
+    of the CPU per send: docs/benchmarks/measured-choices.md)."""
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        _send_all(transport, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", [{}] * 5)
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage
+                if isinstance(o, httpx.Response | aiohttp.ClientResponse)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []
