@@ -94,6 +94,18 @@ def test_the_request_on_the_wire_is_exactly_this(transport, monkeypatch):
     assert got == expected
 
 
+@pytest.mark.parametrize("payload", [PAYLOAD, b""], ids=["body", "empty"])
+@pytest.mark.parametrize("extra", [{}, EXTRA], ids=["ours", "theirs-too"])
+def test_build_request_is_what_httpx_builds_from_content(payload, extra):
+    url = sender.parsed_url("http://127.0.0.1:8080/hook?x=1")
+    headers = sender.request_headers("msg_1", KEYS, payload, extra, TIMESTAMP)
+    ours = sender.build_request(url, headers, payload)
+    httpx_own = httpx.Request("POST", url, content=payload, headers=headers)
+    assert ours.headers.raw == httpx_own.headers.raw
+    assert list(ours.headers.items()) == list(httpx_own.headers.items())
+    assert (ours.method, ours.url, ours.content) == (httpx_own.method, httpx_own.url, payload)
+
+
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 @pytest.mark.parametrize(("answer", "body", "retry_after", "location"), [
     (b"HTTP/1.1 204 No Content\r\n\r\n", "", None, None),
