@@ -67,6 +67,9 @@ def describe_error(exc: BaseException) -> str:
 
 
 async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    headers = response.headers
+    if headers.get("content-length") == "0" and "transfer-encoding" not in headers:
+        return b""  # the common empty answer: no stream iterators set up (measured-choices.md)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_raw():
