@@ -13,20 +13,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import statistics
 import time
 import uuid
-from collections import defaultdict, deque
-from datetime import UTC, datetime, timedelta
+from collections import defaultdict
+from datetime import UTC, datetime
 
 import httpx
 
 from . import metrics
 from .clock import utcnow
 from .config import Settings
+from .held_retries import HeldRetries, follow_the_loop
 from .outage import describe, is_database_away
-from .pacing import RETRY_RATE_START, SLOW_SECONDS, retry_rate_after
+from .pacing import SLOW_SECONDS
 from .policy import Outcome, RetryPolicy, delivery_after, parse_retry_after
+from .retention import prune_every
 from .sender import send
 from .slots import Slots
 from .store import AttemptRecord, Job, WorkQueue
@@ -35,11 +36,6 @@ from .vocabulary import AttemptOutcome, DeliveryStatus
 log = logging.getLogger("dispatcher.worker")
 
 RECORD_BATCH = 500
-# The event loop's lag: the median of LAG_PROBES sleeps this long (one late wake-up may be
-# the machine's, not this loop's).
-LAG_PROBE_SECONDS = 0.01
-LAG_PROBES = 5
-RETRY_BURST_SECONDS = 0.05  # retries may start in bursts of this many seconds' worth
 MAX_BACKOFF_SECONDS = 5.0  # the longest a worker waits between tries while the database is away
 
 
@@ -58,13 +54,7 @@ class Worker:
         # Claimed deliveries not started yet, and each subscription's share of the slots.
         self._slots = Slots(settings.worker_concurrency, settings.max_in_flight_per_subscription)
         self._room = asyncio.Event()  # set when there is room to claim more
-        # Scheduled retries claimed and held back until the rate lets them start
-        # (``pacing.retry_rate_after``), as a token bucket.
-        self._retries: deque[Job] = deque()
-        self._retry_rate = RETRY_RATE_START
-        self._retry_tokens = 1.0
-        self._tokens_at = self.loop.time()
-        self._retries_held_back = False
+        self._retries = HeldRetries(self.loop.time())  # claimed, not yet let start
         self.leased: set[str] = set()  # claimed by this worker, attempt not yet recorded
         self._rate_blocked: dict[str, float] = {}  # subscription -> monotonic time
         self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
@@ -74,9 +64,10 @@ class Worker:
         """Deliver until ``stop()``; then finish what is in flight and record it."""
         recorder = asyncio.create_task(self._record_loop(), name="recorder")
         renewer = asyncio.create_task(self._renew_loop(), name="lease-renewer")
-        pruner = asyncio.create_task(self._prune_loop(), name="pruner")
+        pruner = asyncio.create_task(prune_every(self.queue, self.settings), name="pruner")
         watcher = asyncio.create_task(self._watch_loop(), name="slow-watcher")
-        pacer = asyncio.create_task(self._pace_loop(), name="retry-pacer")
+        pacer = asyncio.create_task(follow_the_loop(self._retries, self._start_ready),
+                                    name="retry-pacer")
         try:
             await self._claim_loop()
         finally:
@@ -94,8 +85,7 @@ class Worker:
 
     async def _give_back_ready(self) -> None:
         """Claimed ahead but not started: due again at once, for any worker."""
-        ids = self._slots.drain() + [job.delivery_id for job in self._retries]
-        self._retries.clear()
+        ids = self._slots.drain() + self._retries.drain()
         if not ids:
             return
         try:
@@ -181,7 +171,7 @@ class Worker:
             failures = 0
             self.leased.update(job.delivery_id for job in jobs)
             self._slots.add([job for job in jobs if not job.paced])
-            self._retries.extend(job for job in jobs if job.paced)
+            self._retries.hold([job for job in jobs if job.paced])
             self._start_ready()
             if claimed < wanted:
                 await self.queue.wait_for_work(
@@ -196,20 +186,10 @@ class Worker:
             task.add_done_callback(functools.partial(self._finished, job=job))
 
     def _hand_over_retries(self) -> None:
-        """Held retries to the slots, as many as the rate has tokens for."""
-        if not self._retries:
-            return
-        now, rate = self.loop.time(), self._retry_rate
-        self._retry_tokens = min(max(1.0, rate * RETRY_BURST_SECONDS),
-                                 self._retry_tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
+        """Held retries to the slots, as many as their rate lets start now."""
         held = len(self._retries)
-        while self._retries and self._retry_tokens >= 1:
-            self._slots.add([self._retries.popleft()])
-            self._retry_tokens -= 1
-        if self._retries:
-            self._retries_held_back = True
-        elif held >= self._prefetch:
+        self._slots.add(self._retries.release(self.loop.time()))
+        if held >= self._prefetch > len(self._retries):
             self.queue.wake()  # the claim may take retries again
 
     def _finished(self, task: asyncio.Task[None], job: Job) -> None:
@@ -308,20 +288,6 @@ class Worker:
             await asyncio.sleep(SLOW_SECONDS / 2)
             self._slots.mark_slow(time.monotonic())
 
-    async def _pace_loop(self) -> None:
-        """The retries' rate, after each look at how late the event loop comes round; held
-        retries start as their tokens come."""
-        while True:
-            lags = []
-            for _ in range(LAG_PROBES):
-                start = self.loop.time()
-                await asyncio.sleep(LAG_PROBE_SECONDS)
-                lags.append(self.loop.time() - start - LAG_PROBE_SECONDS)
-                self._start_ready()
-            self._retry_rate = retry_rate_after(
-                self._retry_rate, statistics.median(lags), self._retries_held_back)
-            self._retries_held_back = False
-
     async def _renew_loop(self) -> None:
         """Extend this worker's leases a third of the way through, while it lives."""
         lease = self.settings.lease_seconds
@@ -331,18 +297,6 @@ class Worker:
                 await self.queue.extend_leases(self.owner, list(self.leased), lease)
             except Exception as exc:
                 log.warning("could not extend leases (%s)", describe(exc))
-
-    async def _prune_loop(self) -> None:
-        """Retention: every ``prune_interval_seconds``, remove finished deliveries older than
-        ``retention_days`` (failed ones are kept until replayed or pruned explicitly)."""
-        while True:
-            await asyncio.sleep(self.settings.prune_interval_seconds)
-            cutoff = utcnow() - timedelta(days=self.settings.retention_days)
-            try:
-                counts = await self.queue.prune(cutoff)
-                log.info("pruned %s", counts)
-            except Exception as exc:
-                log.warning("pruning failed (%s); next time", type(exc).__name__)
 
     async def _record_loop(self) -> None:
         while True:
