@@ -20,10 +20,15 @@ def start(database_url, log, **env) -> ServeProcess:
 
 
 def post_events(server: ServeProcess, url: str, count: int) -> None:
+    """``count`` events for one subscription, held until all are in, then released at once:
+    their attempts are all in flight together however slowly the events went in."""
     with httpx.Client(base_url=server.url, headers=ADMIN, timeout=30) as admin:
-        admin.post("/v1/subscriptions", json={"url": url}).raise_for_status()
+        sub = admin.post("/v1/subscriptions", json={"url": url, "enabled": False})
+        sub.raise_for_status()
         for n in range(count):
             admin.post("/v1/events", json={"type": "a.b", "data": {"n": n}}).raise_for_status()
+        admin.patch(f"/v1/subscriptions/{sub.json()['id']}",
+                    json={"enabled": True}).raise_for_status()
 
 
 def test_sigterm_lets_200_attempts_in_flight_finish(database_url, tmp_path):
