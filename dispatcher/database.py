@@ -122,7 +122,7 @@ class _QueuedWriter:
     ``committed`` after its commit."""
 
     def __init__(self, engine: AsyncEngine, committed: Callable[[], None],
-                 across: WriterLock | None) -> None:
+                 across: WriterLock) -> None:
         self.engine = engine
         self.committed = committed
         self.across = across
@@ -140,17 +140,11 @@ class _QueuedWriter:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         async with self.lock():
-            if self.across is not None:
-                await self.across.hold()
-            try:
-                async with self.engine.begin() as conn:
-                    try:
-                        yield conn
-                    finally:
-                        announced = conn.info.pop(ANNOUNCED, False)
-            finally:
-                if self.across is not None:
-                    self.across.release()
+            async with self.across.held(), self.engine.begin() as conn:
+                try:
+                    yield conn
+                finally:
+                    announced = conn.info.pop(ANNOUNCED, False)
             if announced:
                 self.committed()
 
@@ -164,7 +158,7 @@ class Database:
         folder = wake_folder(settings.database_url)
         self._wakes = None if folder is None else WakeSockets(folder)
         path = sqlite_file(settings.database_url)
-        self._across = None if path is None else WriterLock(path + ".lock")
+        self._across = WriterLock(None if path is None else path + ".lock")
         self._queued = _QueuedWriter(self.engine.execution_options(**{IMMEDIATE: True}),
                                      self._tell_others, self._across)
         self.writer: Writer = self._queued
@@ -212,17 +206,11 @@ class Database:
         executor, engine = self._one_step_engine()
 
         def transaction() -> T:
-            if self._across is not None:
-                self._across.hold_blocking()
-            try:
-                with engine.begin() as conn:
-                    try:
-                        result = work(conn)
-                    finally:
-                        announced = conn.info.pop(ANNOUNCED, False)
-            finally:
-                if self._across is not None:
-                    self._across.release()
+            with self._across.held_blocking(), engine.begin() as conn:
+                try:
+                    result = work(conn)
+                finally:
+                    announced = conn.info.pop(ANNOUNCED, False)
             if announced:
                 self._tell_others()  # here, off the event loop
             return result
@@ -326,8 +314,7 @@ class Database:
             self._one_step = None
             await asyncio.get_running_loop().run_in_executor(executor, engine.engine.dispose)
             executor.shutdown(wait=False)
-        if self._across is not None:
-            self._across.close()
+        self._across.close()
 
 
 class PostgresDatabase(Database):

@@ -188,6 +188,8 @@ class Worker:
     def _hand_over_retries(self) -> None:
         """Held retries to the slots, as many as their rate lets start now."""
         held = len(self._retries)
+        if not held:
+            return  # the common case, after every attempt: nothing more to do
         self._slots.add(self._retries.release(self.loop.time()))
         if held >= self._prefetch > len(self._retries):
             self.queue.wake()  # the claim may take retries again

@@ -12,7 +12,8 @@ import asyncio
 import fcntl
 import logging
 import os
-from contextlib import suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 
 log = logging.getLogger("dispatcher.database")
 
@@ -22,13 +23,15 @@ class WriterLock:
     file is opened on first use; if it cannot be, the lock does nothing (SQLite's busy
     handler still keeps writers apart, only slower)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str | None) -> None:
+        """``path`` None: a database no other process opens (in memory); it holds nothing."""
         self.path = path
         self._fd: int | None = None
-        self._unusable = False
+        self._unusable = path is None
 
     def _file(self) -> int | None:
         if self._fd is None and not self._unusable:
+            assert self.path is not None
             try:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except OSError as exc:
@@ -66,6 +69,22 @@ class WriterLock:
 
     def _let_go_if_held(self, waiting: asyncio.Future[None]) -> None:
         if not waiting.cancelled() and waiting.exception() is None:
+            self.release()
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        await self.hold()
+        try:
+            yield
+        finally:
+            self.release()
+
+    @contextmanager
+    def held_blocking(self) -> Iterator[None]:
+        self.hold_blocking()
+        try:
+            yield
+        finally:
             self.release()
 
     def release(self) -> None:
