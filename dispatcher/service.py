@@ -10,10 +10,11 @@ import asyncio
 import gc
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import httpx
 import uvicorn
@@ -29,6 +30,20 @@ log = logging.getLogger("dispatcher")
 
 # The workers this process runs, so that a signal can stop their claiming at once.
 _workers: set[Worker] = set()
+
+
+# Longer than the idle expiry of publishers' connection pools (httpx 5 s, aiohttp 15 s), so
+# that the client closes an idle connection: a server closing it races the client's next request.
+KEEP_ALIVE_SECONDS = 75
+
+
+def http_config(app: Callable[..., Any], settings: Settings, host: str, port: int,
+                **options: Any) -> uvicorn.Config:
+    """How uvicorn serves the API, for ``dispatcher serve`` and ``dispatcher api``."""
+    return uvicorn.Config(
+        app, host=host, port=port, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)), **options,
+    )
 
 
 class ApiServer(uvicorn.Server):

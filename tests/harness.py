@@ -16,6 +16,7 @@ import uvicorn
 
 from dispatcher.api import create_app
 from dispatcher.config import Settings
+from dispatcher.service import http_config
 
 
 def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
@@ -135,10 +136,8 @@ class AppServer:
 
     def __init__(self, settings: Settings, workers: bool = True) -> None:
         self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings, workers=workers), host="127.0.0.1", port=self.port,
-            log_level="warning", lifespan="on",
-        )
+        config = http_config(create_app(settings, workers=workers), settings, "127.0.0.1",
+                             self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()),
                                        daemon=True)

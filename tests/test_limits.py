@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 
 import httpx
+import pytest
 
 from .harness import AppServer
 
@@ -80,3 +82,24 @@ def test_slow_request_bodies_hit_the_request_deadline(make_settings):
         assert b"request_timeout" in answer
         assert waited < 5
         assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+
+def test_an_idle_connection_outlives_a_clients_pool_expiry(engine, make_settings):
+    """httpx drops idle connections after 5 s: a server closing them sooner (uvicorn's 5 s)
+    races the client's next request on it, which then fails with a reset."""
+    if engine != "sqlite":
+        pytest.skip("keep-alive is the HTTP server's, the same on either engine")
+    with AppServer(make_settings()) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            for wait in (0, 6):
+                time.sleep(wait)
+                connection.request("GET", "/healthz")
+                answer = connection.getresponse()
+                assert (answer.status, answer.read()) == (200, b'{"status":"ok"}')
+                if wait == 0:
+                    first_socket = connection.sock
+            assert connection.sock is first_socket  # the same connection, not a new one
+        finally:
+            connection.close()

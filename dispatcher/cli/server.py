@@ -10,7 +10,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import typer
-import uvicorn
 
 from .. import logs
 from ..config import Settings
@@ -41,17 +40,14 @@ def _serve(settings: Settings, workers: bool, host: str | None, port: int | None
 
     from .. import migrate
     from ..api import create_app
-    from ..service import ApiServer
+    from ..service import ApiServer, http_config
 
     _when_database_answers(settings, "migrate", lambda: migrate.upgrade(settings.database_url))
-    config = uvicorn.Config(
-        create_app(settings, workers=workers),
-        host=host or settings.host,
-        port=port if port is not None else settings.port,
+    config = http_config(
+        create_app(settings, workers=workers), settings,
+        host or settings.host, port if port is not None else settings.port,
         # Our handler and format (logs.configure) for uvicorn's loggers too.
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
+        log_config=None, log_level=settings.log_level.lower(),
     )
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully; a finished graceful
     # shutdown is a success, so those signals then end the process with status 0.
