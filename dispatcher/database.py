@@ -241,7 +241,7 @@ class Database:
 
     def claim_statement(
         self, now: datetime, lease_until: datetime, owner: str, limit: int,
-        skip: Sequence[str] = (), *, retries: bool = True,
+        skip: Sequence[str] = (), *, most_retries: int | None = None,
     ) -> sa.Update:
         """One statement: lease up to ``limit`` due deliveries and return what a job needs of
         them.
@@ -251,17 +251,19 @@ class Database:
 
         First attempts go ahead of retries, each lane in due order, except that retries
         keep one row in ``RETRY_EVERY`` of a claim first attempts would fill: a retry storm
-        does not delay fresh deliveries, and fresh ones do not starve retries. Without
-        ``retries``, first attempts only (the worker holds enough retries already).
+        does not delay fresh deliveries, and fresh ones do not starve retries. At most
+        ``most_retries`` retries (0: first attempts only, the worker holds enough already;
+        None: up to ``limit``).
         """
         d = delivery_table
         lanes = []
+        retries = limit if most_retries is None else min(limit, most_retries)
         for first in (True, False) if retries else (True,):
             due = self._lockable(
                 sa.select(d.c.id, d.c.next_attempt_at)
                 .where(*unleased_pending(now, skip, first=first), d.c.next_attempt_at <= now)
                 .order_by(d.c.next_attempt_at)
-                .limit(limit)
+                .limit(limit if first else retries)
             ).subquery()
             place = sa.func.row_number().over(order_by=due.c.next_attempt_at)
             lanes.append(sa.select(

@@ -25,8 +25,9 @@ from .clock import utcnow
 from .config import Settings
 from .held_retries import HeldRetries, follow_the_loop
 from .outage import describe, is_database_away
-from .pacing import SLOW_SECONDS
+from .pacing import RETRY_CLAIM, SLOW_SECONDS
 from .policy import Outcome, RetryPolicy, delivery_after, parse_retry_after
+from .recorder import MAX_BACKOFF_SECONDS, Recorder
 from .retention import prune_every
 from .sender import send
 from .slots import Slots
@@ -35,8 +36,7 @@ from .vocabulary import AttemptOutcome, DeliveryStatus
 
 log = logging.getLogger("dispatcher.worker")
 
-RECORD_BATCH = 500
-MAX_BACKOFF_SECONDS = 5.0  # the longest a worker waits between tries while the database is away
+FRESH_SECONDS = 1.0  # a claim brought a first attempt this recently: fresh ones are coming
 
 
 class Worker:
@@ -57,12 +57,14 @@ class Worker:
         self._retries = HeldRetries(self.loop.time())  # claimed, not yet let start
         self.leased: set[str] = set()  # claimed by this worker, attempt not yet recorded
         self._rate_blocked: dict[str, float] = {}  # subscription -> monotonic time
-        self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
         self._stopping = asyncio.Event()
+        self._recorder = Recorder(queue, self.owner, settings.disable_after_seconds,
+                                  self.leased, self._stopping)
+        self._fresh_at = -FRESH_SECONDS  # when a claim last brought a first attempt
 
     async def run(self) -> None:
         """Deliver until ``stop()``; then finish what is in flight and record it."""
-        recorder = asyncio.create_task(self._record_loop(), name="recorder")
+        recorder = asyncio.create_task(self._recorder.run(), name="recorder")
         renewer = asyncio.create_task(self._renew_loop(), name="lease-renewer")
         pruner = asyncio.create_task(prune_every(self.queue, self.settings), name="pruner")
         watcher = asyncio.create_task(self._watch_loop(), name="slow-watcher")
@@ -77,7 +79,7 @@ class Worker:
             await self._give_back_ready()
             await self._finish_in_flight()
             self._stopping.set()
-            await self._records.join()
+            await self._recorder.join()
             for task in (recorder, renewer):
                 task.cancel()
             await asyncio.gather(recorder, renewer, pruner, watcher, pacer,
@@ -149,11 +151,16 @@ class Worker:
             wanted = min(room, settings.claim_batch_size)
             skip = self._skipped()
             retries = self._claims_retries
+            most = self._most_retries(wanted) if retries else 0
             try:
                 jobs = await self.queue.claim_due(
-                    self.owner, wanted, settings.lease_seconds, sorted(skip), retries=retries
+                    self.owner, wanted, settings.lease_seconds, sorted(skip), most_retries=most
                 )
                 claimed = len(jobs)
+                if any(job.number == 1 for job in jobs):
+                    self._fresh_at = time.monotonic()
+                # A claim full of retries may have left more due: claim again at once.
+                more = most < wanted and sum(job.number > 1 for job in jobs) >= most > 0
                 if claimed:
                     metrics.count_claim(claimed)
                 jobs = await self._admit(jobs)
@@ -173,9 +180,16 @@ class Worker:
             self._slots.add([job for job in jobs if not job.paced])
             self._retries.hold([job for job in jobs if job.paced])
             self._start_ready()
-            if claimed < wanted:
+            if claimed < wanted and not more:
                 await self.queue.wait_for_work(
                     await self._idle_seconds(self._skipped(), retries=retries))
+
+    def _most_retries(self, wanted: int) -> int:
+        """Few retries per claim while fresh deliveries come in (a long claim holds them up),
+        a whole claim of them otherwise (a backlog of retries or replays goes quickly)."""
+        if time.monotonic() - self._fresh_at < FRESH_SECONDS:
+            return min(wanted, RETRY_CLAIM)
+        return wanted
 
     def _start_ready(self) -> None:
         self._hand_over_retries()
@@ -268,7 +282,7 @@ class Worker:
                           response.blocked)
         step = self.policy.next_step(job.round_number, outcome)
         status, next_at = delivery_after(step, now, job.resume_status, job.resume_at)
-        await self._records.put(
+        await self._recorder.put(
             AttemptRecord(
                 job=job,
                 started_at=response.started_at,
@@ -299,62 +313,3 @@ class Worker:
                 await self.queue.extend_leases(self.owner, list(self.leased), lease)
             except Exception as exc:
                 log.warning("could not extend leases (%s)", describe(exc))
-
-    async def _record_loop(self) -> None:
-        while True:
-            batch = [await self._records.get()]
-            while len(batch) < RECORD_BATCH and not self._records.empty():
-                batch.append(self._records.get_nowait())
-            try:
-                await self._record(batch)
-            finally:
-                for _ in batch:
-                    self._records.task_done()
-
-    async def _record(self, batch: list[AttemptRecord]) -> None:
-        delay, tries = 0.05, 0
-        while True:
-            try:
-                await self.queue.record_attempts(
-                    self.owner, batch, self.settings.disable_after_seconds)
-                self.leased.difference_update(r.job.delivery_id for r in batch)
-                break
-            except Exception as exc:
-                tries += 1
-                if self._stopping.is_set() and tries >= 5:
-                    # Given up: the leases are released at exit and the deliveries sent again.
-                    log.exception("could not record %d attempts", len(batch))
-                    return
-                if is_database_away(exc):
-                    log.warning("database not answering (%s); recording %d attempts again "
-                                "in %.1f s", describe(exc), len(batch), delay)
-                else:
-                    log.exception("recording %d attempts failed; trying again", len(batch))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
-        # Counted and logged once committed, so both match the stored attempts.
-        metrics.count_attempts(batch)
-        if log.isEnabledFor(logging.INFO):
-            _log_attempts(batch)
-        if any(r.status == DeliveryStatus.PENDING for r in batch):
-            self.queue.wake()
-
-
-def _log_attempts(batch: list[AttemptRecord]) -> None:
-    """One line per attempt, with the ids it concerns; never the URL, headers or secrets
-    (the subscription id names the target)."""
-    for r in batch:
-        job = r.job
-        log.info(
-            "attempt %d of %s: %s in %d ms, %s; delivery %s", job.number, job.delivery_id,
-            "no answer" if r.status_code is None else r.status_code, r.duration_ms,
-            r.outcome, r.status,
-            extra={
-                "event_id": job.event_id, "delivery_id": job.delivery_id,
-                "subscription_id": job.subscription_id, "attempt_id": r.id,
-                "number": job.number, "trigger": job.trigger, "status_code": r.status_code,
-                "duration_ms": r.duration_ms, "outcome": r.outcome,
-                "delivery_status": r.status, "next_attempt_at": r.next_attempt_at,
-                "error": r.error,
-            },
-        )

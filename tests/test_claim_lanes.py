@@ -33,21 +33,26 @@ async def _queue(settings, first: int, retries: int) -> tuple[Store, set[str], l
     return store, set(ids[retries:]), retry_ids
 
 
-@pytest.mark.parametrize(("first", "retries", "limit", "fresh_taken"), [
-    (10, 10, 10, 8),  # both lanes full: one row in RETRY_EVERY stays with retries
-    (2, 10, 10, 2),  # few first attempts: retries fill the rest
-    (10, 0, 10, 10),
-    (0, 10, 10, 0),
+@pytest.mark.parametrize(("first", "retries", "limit", "most", "fresh_taken", "count"), [
+    (10, 10, 10, None, 8, 10),  # both lanes full: one row in RETRY_EVERY stays with retries
+    (2, 10, 10, None, 2, 10),  # few first attempts: retries fill the rest
+    (10, 0, 10, None, 10, 10),
+    (0, 10, 10, None, 0, 10),
+    (2, 10, 10, 3, 2, 5),  # at most 3 retries
+    (0, 10, 10, 3, 0, 3),
+    (10, 10, 10, 0, 10, 10),  # first attempts only
+    (2, 10, 10, 0, 2, 2),
 ])
-def test_first_attempts_go_ahead_of_retries(settings, first, retries, limit, fresh_taken):
+def test_first_attempts_go_ahead_of_retries(settings, first, retries, limit, most,
+                                            fresh_taken, count):
     assert RETRY_EVERY == 4  # the table above is worked out for 4
 
     async def run() -> None:
         store, fresh, retry_ids = await _queue(settings, first, retries)
         try:
-            jobs = await store.claim_due("wrk_test", limit, 30)
+            jobs = await store.claim_due("wrk_test", limit, 30, most_retries=most)
             taken = [j.delivery_id for j in jobs]
-            assert len(taken) == min(limit, first + retries)
+            assert len(taken) == count
             assert len([t for t in taken if t in fresh]) == fresh_taken
             assert set(taken[:fresh_taken]) <= fresh  # and the worker starts them first
             # Retries in due order: the oldest ones.

@@ -27,7 +27,8 @@ class WorkQueue(Protocol):
     """What the worker needs of the store, and nothing more."""
 
     async def claim_due(self, owner: str, limit: int, lease_seconds: float,
-                        skip: Sequence[str] = (), *, retries: bool = True) -> list[Job]: ...
+                        skip: Sequence[str] = (), *, most_retries: int | None = None
+                        ) -> list[Job]: ...
 
     async def record_attempts(self, owner: str, records: Sequence[AttemptRecord],
                               disable_after: float | None = None) -> None: ...
@@ -110,19 +111,21 @@ def _attempt(r: AttemptRecord) -> dict[str, Any]:
 class Queue(StoreBase):
     async def claim_due(
         self, owner: str, limit: int, lease_seconds: float, skip: Sequence[str] = (), *,
-        retries: bool = True,
+        most_retries: int | None = None,
     ) -> list[Job]:
         """Lease up to ``limit`` due deliveries to ``owner`` and return them as jobs, first
         attempts first, each lane oldest due first.
 
         ``skip``: subscriptions this worker may not start more attempts for just now;
-        without ``retries``, first attempts only.
+        ``most_retries``: how many of them may be retries (0: first attempts only; None: up
+        to ``limit``).
         """
         d, e, s = delivery_table, event_table, subscription_table
         now = utcnow()
         until = now + timedelta(seconds=lease_seconds)
         async with self.writer.begin() as conn:
-            stmt = self.db.claim_statement(now, until, owner, limit, skip, retries=retries)
+            stmt = self.db.claim_statement(now, until, owner, limit, skip,
+                                           most_retries=most_retries)
             claimed = (await conn.execute(stmt)).all()
             if not claimed:
                 return []
