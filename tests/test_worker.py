@@ -281,28 +281,35 @@ def test_the_client_raises_the_open_files_limit_to_fit_its_connections(make_sett
     assert int(out) == min(1000 + 512, hard) > 1024 or hard <= 1024
 
 
+async def _storm_due(settings, storm_url: str, healthy_url: str) -> tuple[Store, Any]:
+    """A store with 300 deliveries to ``storm_url`` failed once and due again now, and a
+    subscription of ``healthy_url`` for fresh events; and an HTTP client."""
+    import sqlalchemy as sa
+
+    from dispatcher.models import delivery_table
+
+    store = Store(open_database(settings))
+    await store.create_subscription("key_test", {"url": storm_url, "event_types": ["storm.*"]})
+    await store.create_subscription("key_test", {"url": healthy_url,
+                                                 "event_types": ["fresh.*"]})
+    for i in range(300):
+        await store.accept_event("key_test", "storm.failed", {"i": i}, None, 60)
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.update(delivery_table).values(attempts=1))
+    return store, make_http_client(settings)
+
+
 def test_fresh_deliveries_are_not_held_behind_a_retry_storm(make_settings):
     """300 retries due at once for a receiver answering 503 in 50 ms (8 slots: about 2 s of
     work), then 5 events for a healthy subscription: those arrive within a claim or two,
     long before the storm is through."""
-    import sqlalchemy as sa
 
-    from dispatcher.models import delivery_table
 
     settings = make_settings(worker_concurrency=8, max_in_flight_per_subscription=8,
                              claim_batch_size=16)
 
     async def run(storm_url: str, healthy_url: str, storm: Receiver) -> int:
-        store = Store(open_database(settings))
-        client = make_http_client(settings)
-        await store.create_subscription("key_test", {"url": storm_url,
-                                                     "event_types": ["storm.*"]})
-        await store.create_subscription("key_test", {"url": healthy_url,
-                                                     "event_types": ["fresh.*"]})
-        for i in range(300):
-            await store.accept_event("key_test", "storm.failed", {"i": i}, None, 60)
-        async with store.engine.begin() as conn:  # failed once, due again now
-            await conn.execute(sa.update(delivery_table).values(attempts=1))
+        store, client = await _storm_due(settings, storm_url, healthy_url)
         async with working(store, client, settings) as worker:
             await until(lambda: storm.count() >= 20)  # the storm is under way
             for i in range(5):
@@ -323,9 +330,6 @@ def test_retries_yield_to_first_attempts_while_the_event_loop_is_behind(make_set
     the loop is quick again the rest of the storm goes through (not starved)."""
     import time
 
-    import sqlalchemy as sa
-
-    from dispatcher.models import delivery_table
 
     settings = make_settings(worker_concurrency=100, retry_schedule=(60.0, 120.0))
 
@@ -339,16 +343,7 @@ def test_retries_yield_to_first_attempts_while_the_event_loop_is_behind(make_set
             await asyncio.sleep(0.001)
 
     async def run(storm: Receiver, healthy: Receiver) -> tuple[int, float]:
-        store = Store(open_database(settings))
-        client = make_http_client(settings)
-        await store.create_subscription("key_test", {"url": storm.url,
-                                                     "event_types": ["storm.*"]})
-        await store.create_subscription("key_test", {"url": healthy.url,
-                                                     "event_types": ["fresh.*"]})
-        for i in range(300):
-            await store.accept_event("key_test", "storm.failed", {"i": i}, None, 60)
-        async with store.engine.begin() as conn:  # failed once, due again now
-            await conn.execute(sa.update(delivery_table).values(attempts=1))
+        store, client = await _storm_due(settings, storm.url, healthy.url)
         stop_hogging = asyncio.Event()
         hogging = asyncio.create_task(hog(stop_hogging))
         async with working(store, client, settings) as worker:
@@ -389,24 +384,13 @@ def test_claims_take_few_retries_while_fresh_deliveries_come_in(make_settings):
     """300 retries due: with nothing fresh, a claim takes a whole batch of them; once fresh
     events come in, each claim takes at most RETRY_CLAIM retries (a long claim would hold
     the fresh ones up), and the retries all go through all the same."""
-    import sqlalchemy as sa
 
-    from dispatcher.models import delivery_table
     from dispatcher.pacing import RETRY_CLAIM
 
     settings = make_settings(claim_batch_size=50, retry_schedule=(60.0, 120.0))
 
     async def run(storm: Receiver, healthy: Receiver) -> ClaimsSeen:
-        store = Store(open_database(settings))
-        client = make_http_client(settings)
-        await store.create_subscription("key_test", {"url": storm.url,
-                                                     "event_types": ["storm.*"]})
-        await store.create_subscription("key_test", {"url": healthy.url,
-                                                     "event_types": ["fresh.*"]})
-        for i in range(300):
-            await store.accept_event("key_test", "storm.failed", {"i": i}, None, 60)
-        async with store.engine.begin() as conn:  # failed once, due again now
-            await conn.execute(sa.update(delivery_table).values(attempts=1))
+        store, client = await _storm_due(settings, storm.url, healthy.url)
         seen = ClaimsSeen(store)
         worker = Worker(seen, client, settings)
         running = asyncio.create_task(worker.run())
