@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import http.server
+import itertools
+import os
+import random
 import socket
 import threading
 import time
@@ -125,10 +128,26 @@ class Receiver:
             return [r.headers["webhook-id"] for r in self.requests]
 
 
+# Each pytest-xdist worker takes ports from a range of its own, below the kernel's ephemeral
+# range, walking it in turn: a port the kernel hands out for port 0 can be handed to another
+# worker as soon as it is closed, and a server that then failed to bind left a test talking to
+# another test's server (its /healthz answered; its metrics were someone else's).
+PORTS_PER_WORKER = 2_000
+_FIRST_PORT = 12_000 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0
+                           ) % 8 * PORTS_PER_WORKER
+_turn = itertools.count(random.randrange(PORTS_PER_WORKER))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(PORTS_PER_WORKER):
+        port = _FIRST_PORT + next(_turn) % PORTS_PER_WORKER
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or just left in TIME_WAIT): the next one
+            return port
+    raise RuntimeError(f"no free port in {_FIRST_PORT}-{_FIRST_PORT + PORTS_PER_WORKER - 1}")
 
 
 class AppServer:
