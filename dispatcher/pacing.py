@@ -43,6 +43,18 @@ RETRY_RATE_STEP = 25.0  # what each look at a quick loop adds
 # a storm's retries runs long enough to hold up the fresh deliveries woken meanwhile (with
 # 10, the healthy p99 under the benchmark's storm fell from 63-108 ms to 23-31 ms).
 RETRY_CLAIM = 10
+FRESH_SECONDS = 1.0  # a claim brought a first attempt this recently: fresh ones are coming
+
+
+def retries_per_claim(wanted: int, holding_enough: bool, since_fresh: float) -> int:
+    """How many of a claim of ``wanted`` may be retries: none while the worker holds a
+    claim's worth already, few while first attempts came in the last ``FRESH_SECONDS``
+    (``since_fresh`` seconds ago), else all (a backlog of retries or replays goes quickly)."""
+    if holding_enough:
+        return 0
+    if since_fresh < FRESH_SECONDS:
+        return min(wanted, RETRY_CLAIM)
+    return wanted
 
 
 def retry_rate_after(rate: float, lag: float, held_back: bool) -> float:

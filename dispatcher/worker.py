@@ -25,7 +25,7 @@ from .clock import utcnow
 from .config import Settings
 from .held_retries import HeldRetries, follow_the_loop
 from .outage import describe, is_database_away
-from .pacing import RETRY_CLAIM, SLOW_SECONDS
+from .pacing import FRESH_SECONDS, SLOW_SECONDS, retries_per_claim
 from .policy import Outcome, RetryPolicy, delivery_after, parse_retry_after
 from .recorder import MAX_BACKOFF_SECONDS, Recorder
 from .retention import prune_every
@@ -36,7 +36,6 @@ from .vocabulary import AttemptOutcome, DeliveryStatus
 
 log = logging.getLogger("dispatcher.worker")
 
-FRESH_SECONDS = 1.0  # a claim brought a first attempt this recently: fresh ones are coming
 
 
 class Worker:
@@ -134,11 +133,6 @@ class Worker:
         return (self.settings.worker_concurrency + self._prefetch
                 - self._slots.in_flight - self._slots.waiting)
 
-    @property
-    def _claims_retries(self) -> bool:
-        """Retries are claimed while fewer than a look-ahead's worth are held back."""
-        return len(self._retries) < self._prefetch
-
     async def _claim_loop(self) -> None:
         settings = self.settings
         failures = 0
@@ -150,17 +144,18 @@ class Worker:
                 continue
             wanted = min(room, settings.claim_batch_size)
             skip = self._skipped()
-            retries = self._claims_retries
-            most = self._most_retries(wanted) if retries else 0
+            most = retries_per_claim(wanted, len(self._retries) >= self._prefetch,
+                                     time.monotonic() - self._fresh_at)
             try:
                 jobs = await self.queue.claim_due(
                     self.owner, wanted, settings.lease_seconds, sorted(skip), most_retries=most
                 )
                 claimed = len(jobs)
-                if any(job.number == 1 for job in jobs):
+                fresh = sum(job.number == 1 for job in jobs)
+                if fresh:
                     self._fresh_at = time.monotonic()
                 # A claim full of retries may have left more due: claim again at once.
-                more = most < wanted and sum(job.number > 1 for job in jobs) >= most > 0
+                more = 0 < most < wanted and claimed - fresh >= most
                 if claimed:
                     metrics.count_claim(claimed)
                 jobs = await self._admit(jobs)
@@ -182,14 +177,7 @@ class Worker:
             self._start_ready()
             if claimed < wanted and not more:
                 await self.queue.wait_for_work(
-                    await self._idle_seconds(self._skipped(), retries=retries))
-
-    def _most_retries(self, wanted: int) -> int:
-        """Few retries per claim while fresh deliveries come in (a long claim holds them up),
-        a whole claim of them otherwise (a backlog of retries or replays goes quickly)."""
-        if time.monotonic() - self._fresh_at < FRESH_SECONDS:
-            return min(wanted, RETRY_CLAIM)
-        return wanted
+                    await self._idle_seconds(self._skipped(), retries=most > 0))
 
     def _start_ready(self) -> None:
         self._hand_over_retries()

@@ -198,7 +198,6 @@ class ServeProcess:
     command = "serve"
 
     def __init__(self, database_url: str, log_path: Any, **env: str) -> None:
-        import os
         import sys
 
         self.port = free_port()
@@ -274,8 +273,6 @@ class ServeProcess:
 
 def child_pids(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (from /proc), zombies left out."""
-    import os
-
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.pacing import (
+    FRESH_SECONDS,
     LAG_HIGH,
     LAG_LOW,
+    RETRY_CLAIM,
     RETRY_RATE_FLOOR,
     SLOW_SECONDS,
     in_flight_cap,
+    retries_per_claim,
     retry_rate_after,
     streak_after,
 )
@@ -51,3 +54,16 @@ def test_streak_after(streak, seconds, after):
 ])
 def test_retry_rate_after(rate, lag, held_back, after):
     assert retry_rate_after(rate, lag, held_back) == after
+
+
+@pytest.mark.parametrize(("wanted", "holding_enough", "since_fresh", "most"), [
+    (200, True, 0.1, 0),  # a claim's worth held already: first attempts only
+    (200, True, 60.0, 0),
+    (200, False, 0.1, RETRY_CLAIM),  # fresh ones coming in: few retries per claim
+    (200, False, FRESH_SECONDS - 0.01, RETRY_CLAIM),
+    (4, False, 0.1, 4),  # a claim smaller than the cap
+    (200, False, FRESH_SECONDS, 200),  # nothing fresh lately: a whole claim
+    (200, False, 3600.0, 200),
+])
+def test_retries_per_claim(wanted, holding_enough, since_fresh, most):
+    assert retries_per_claim(wanted, holding_enough, since_fresh) == most
