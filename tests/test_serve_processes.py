@@ -138,7 +138,11 @@ def test_a_killed_worker_process_is_restarted_and_nothing_is_lost(tmp_path, data
 
 
 def test_worker_processes_do_not_outlive_a_killed_serve(tmp_path, database_url):
-    server = start_with_workers(database_url, tmp_path / "serve.log", 2)
+    # A temp directory of its own: a serve another test starts meanwhile would remove the
+    # dead serve's metrics directory from the shared one before this test looks.
+    own_tmp = tmp_path / "tmp"
+    own_tmp.mkdir()
+    server = start_with_workers(database_url, tmp_path / "serve.log", 2, TMPDIR=str(own_tmp))
     children = child_pids(server.process.pid)
     assert len(children) == 2
     folder = environment_of(children[0])["PROMETHEUS_MULTIPROC_DIR"]
@@ -147,6 +151,7 @@ def test_worker_processes_do_not_outlive_a_killed_serve(tmp_path, database_url):
     poll(lambda: not any(alive(pid) for pid in children), 10, 0.1,
          message="the worker processes gone")
     # Its metrics directory was left behind; the next serve to start removes it.
+    assert os.path.dirname(folder) == str(own_tmp)
     assert os.path.isdir(folder)
     remove_left_behind(os.path.dirname(folder))
     assert not os.path.exists(folder)
