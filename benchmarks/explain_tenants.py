@@ -171,9 +171,9 @@ async def explain_all(engine: str, tenants: int, events: int, extra: list[str]) 
             scoped = Scope("key_bench", busy)
             failed = DeliveryStatus.FAILED.value
 
-            async def read(stmt: sa.Select[Any]) -> None:
+            async def read(query: tuple[sa.Select[Any], dict[str, Any]]) -> None:
                 async with store.engine.connect() as conn:
-                    (await conn.execute(stmt)).all()
+                    (await conn.execute(*query)).all()
 
             cases: list[tuple[str, Callable[[], Awaitable[Any]], tuple[str, str] | None]] = [
                 (f"fan-out read, a group of {GROUP} tenant events (`audience_query`)",

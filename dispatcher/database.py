@@ -1,8 +1,8 @@
 """The database, and everything that differs between SQLite and PostgreSQL.
 
 The rest of the code does not look at the dialect: it asks a ``Database`` for its engine,
-for the claim statement, to announce new due deliveries inside a transaction, and to
-listen for other processes' announcements.
+for how a claim keeps its rows from other claims (``claims_skip_locked``), to announce new due
+deliveries inside a transaction, and to listen for other processes' announcements.
 
 - SQLite (the embedded default): WAL, ``busy_timeout``, writers begin with
   ``BEGIN IMMEDIATE``, taking turns on a lock file first (``writer_lock``: across the
@@ -18,12 +18,13 @@ listen for other processes' announcements.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -32,8 +33,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .config import Settings
-from .models import delivery_table
-from .vocabulary import DeliveryStatus
 from .wake_sockets import WakeSockets, sqlite_file, wake_folder
 from .writer_lock import WriterLock
 
@@ -45,49 +44,6 @@ T = TypeVar("T")
 CHANNEL = "dispatcher_deliveries"
 # The first key of tenant advisory locks (the second is the id's hash): apart from others.
 TENANT_LOCK_SPACE = 0x7E4A
-
-
-# A claim's share for retries when first attempts would fill it: one row in RETRY_EVERY.
-RETRY_EVERY = 4
-
-
-def unleased_pending(now: datetime, skip: Sequence[str] = (), *, first: bool
-                     ) -> list[sa.ColumnElement[bool]]:
-    """Pending deliveries no live lease holds (and not of the subscriptions in ``skip``), in
-    one lane: ``first`` attempts or retries. What the claim takes once due, and what an
-    idle worker waits for; each lane reads its own partial index."""
-    d = delivery_table
-    where = [
-        # Literals, not parameters: the planner matches them to the indexes' WHERE clauses.
-        d.c.status == sa.literal_column(f"'{DeliveryStatus.PENDING.value}'"),
-        d.c.attempts == sa.literal_column("0") if first
-        else d.c.attempts > sa.literal_column("0"),
-        d.c.next_attempt_at.is_not(None),
-        sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
-    ]
-    if skip:
-        where.append(d.c.subscription_id.not_in(skip))
-    return where
-
-
-async def soonest_due(conn: AsyncConnection, now: datetime, skip: Sequence[str] = (),
-                      due_by: datetime | None = None, *, retries: bool = True
-                      ) -> datetime | None:
-    """The soonest ``next_attempt_at`` of unleased pending deliveries (due by ``due_by``
-    when given; first attempts only unless ``retries``): LIMIT 1 on each lane's index, the
-    sooner of the two."""
-    d = delivery_table
-    found: list[datetime] = []
-    for first in (True, False) if retries else (True,):
-        at = await conn.scalar(
-            sa.select(d.c.next_attempt_at)
-            .where(*unleased_pending(now, skip, first=first),
-                   *([d.c.next_attempt_at <= due_by] if due_by is not None else []))
-            .order_by(d.c.next_attempt_at)
-            .limit(1))
-        if at is not None:
-            found.append(at)
-    return min(found, default=None)
 
 
 class Wakeup:
@@ -239,49 +195,9 @@ class Database:
         if self._wakes is not None:
             self._wakes.send()
 
-    def claim_statement(
-        self, now: datetime, lease_until: datetime, owner: str, limit: int,
-        skip: Sequence[str] = (), *, most_retries: int | None = None,
-    ) -> sa.Update:
-        """One statement: lease up to ``limit`` due deliveries and return what a job needs of
-        them.
-
-        ``skip`` names subscriptions whose deliveries must wait (a worker holds enough of
-        them already, or they are over their rate limit).
-
-        First attempts go ahead of retries, each lane in due order, except that retries
-        keep one row in ``RETRY_EVERY`` of a claim first attempts would fill: a retry storm
-        does not delay fresh deliveries, and fresh ones do not starve retries. At most
-        ``most_retries`` retries (0: first attempts only, the worker holds enough already;
-        None: up to ``limit``).
-        """
-        d = delivery_table
-        lanes = []
-        retries = limit if most_retries is None else min(limit, most_retries)
-        for first in (True, False) if retries else (True,):
-            due = self._lockable(
-                sa.select(d.c.id, d.c.next_attempt_at)
-                .where(*unleased_pending(now, skip, first=first), d.c.next_attempt_at <= now)
-                .order_by(d.c.next_attempt_at)
-                .limit(limit if first else retries)
-            ).subquery()
-            place = sa.func.row_number().over(order_by=due.c.next_attempt_at)
-            lanes.append(sa.select(
-                due.c.id, (place if first else place * RETRY_EVERY).label("place"),
-                sa.literal(0 if first else 1).label("lane")))
-        both = sa.union_all(*lanes).subquery()
-        chosen = sa.select(both.c.id).order_by(both.c.place, both.c.lane).limit(limit)
-        return (
-            sa.update(d)
-            .where(d.c.id.in_(chosen.scalar_subquery()))
-            .values(lease_until=lease_until, lease_owner=owner)
-            .returning(d.c.id, d.c.event_id, d.c.subscription_id, d.c.attempts,
-                       d.c.retry_base, d.c.next_trigger, d.c.resume_status,
-                       d.c.resume_at, d.c.next_attempt_at)
-        )
-
-    def _lockable(self, due: sa.Select[Any]) -> sa.Select[Any]:
-        return due  # one writer at a time: the sub-select and update are atomic already
+    # Whether a claim locks the due rows it chooses, skipping those others hold: not here,
+    # where one writer at a time makes the sub-select and update atomic already.
+    claims_skip_locked = False
 
     def tenant_locks(self, tenant_ids: Iterable[str], *, exclusive: bool = False
                      ) -> sa.TextClause | None:
@@ -294,9 +210,7 @@ class Database:
     def insert_once(self, table: sa.Table) -> sa.Insert:
         """An INSERT that skips rows whose key exists: writing the same rows again (after a
         commit whose answer was lost with the connection) changes nothing."""
-        from sqlalchemy.dialects.sqlite import insert
-
-        return insert(table).on_conflict_do_nothing()
+        return _sqlite_insert_once(table)
 
     async def announce(self, conn: AsyncConnection) -> None:
         """Inside a transaction that makes deliveries due: tell other processes on commit."""
@@ -327,12 +241,11 @@ class PostgresDatabase(Database):
         self.writer = self.engine  # writers run side by side; row locks order them
 
     def _make_engine(self, settings: Settings) -> AsyncEngine:
-        return create_async_engine(
+        engine = create_async_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_seconds,
-            pool_pre_ping=True,
             pool_recycle=1800,
             hide_parameters=True,  # statements in logs and errors never carry values
             connect_args={
@@ -341,9 +254,10 @@ class PostgresDatabase(Database):
                 "server_settings": {"application_name": "dispatcher"},
             },
         )
+        _ping_when_idle(engine)
+        return engine
 
-    def _lockable(self, due: sa.Select[Any]) -> sa.Select[Any]:
-        return due.with_for_update(skip_locked=True)
+    claims_skip_locked = True  # FOR UPDATE SKIP LOCKED: concurrent claims take other rows
 
     def tenant_locks(self, tenant_ids: Iterable[str], *, exclusive: bool = False
                      ) -> sa.TextClause | None:
@@ -356,9 +270,7 @@ class PostgresDatabase(Database):
         ).bindparams(ids=sorted(set(tenant_ids)))
 
     def insert_once(self, table: sa.Table) -> sa.Insert:
-        from sqlalchemy.dialects.postgresql import insert
-
-        return insert(table).on_conflict_do_nothing()
+        return _postgres_insert_once(table)
 
     async def announce(self, conn: AsyncConnection) -> None:
         # Delivered when (and only if) the transaction commits.
@@ -413,6 +325,47 @@ class PostgresDatabase(Database):
         finally:
             if not conn.is_closed():
                 conn.terminate()
+
+
+# A pooled connection idle this long is pinged before use; one used more recently is not.
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """``pool_pre_ping``, for connections that sat idle: pinging every checkout cost three
+    round trips (asyncpg pings inside a transaction of its own), a third of a claim's CPU.
+    A connection that dies while in steady use fails one statement instead, which
+    invalidates the whole pool, as a failed ping would."""
+    pool = engine.sync_engine.pool
+
+    @sa_event.listens_for(pool, "checkin")
+    def _idle_from(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa_event.listens_for(pool, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as exc:  # the pool connects afresh (up to three times)
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+
+
+# Built once per table: a statement object keeps its cache key (store/claims.py says why).
+@functools.cache
+def _sqlite_insert_once(table: sa.Table) -> sa.Insert:
+    from sqlalchemy.dialects.sqlite import insert
+
+    return insert(table).on_conflict_do_nothing()
+
+
+@functools.cache
+def _postgres_insert_once(table: sa.Table) -> sa.Insert:
+    from sqlalchemy.dialects.postgresql import insert
+
+    return insert(table).on_conflict_do_nothing()
 
 
 def open_database(settings: Settings) -> Database:

@@ -7,11 +7,14 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
 
 from dispatcher.clock import utcnow
-from dispatcher.database import RETRY_EVERY, open_database, soonest_due
+from dispatcher.database import open_database
 from dispatcher.models import delivery_table
 from dispatcher.store import Store
+from dispatcher.store.claims import RETRY_EVERY, claim_params, claim_statement, soonest_due
 
 from .databases import run_async
 
@@ -68,8 +71,13 @@ def test_each_lane_reads_its_own_index(settings):
     async def run() -> list[str]:
         store, _, _ = await _queue(settings, 3, 3)
         now = utcnow()
-        claim = store.db.claim_statement(now, now + timedelta(seconds=30), "wrk_test", 50,
-                                         ["sub_x"])
+        params = claim_params(now, now + timedelta(seconds=30), "wrk_test", 50, 50, ["sub_x"])
+        # The built-once statement with this claim's values in place, to EXPLAIN it.
+        claim = visitors.replacement_traverse(
+            claim_statement(skip_locked=store.db.claims_skip_locked, skip=True, retries=True),
+            {}, lambda el: sa.bindparam(el.key, params[el.key], type_=el.type,
+                                        expanding=el.expanding)
+            if isinstance(el, BindParameter) and el.key in params else None)
         explain = ("EXPLAIN QUERY PLAN " if store.engine.dialect.name == "sqlite"
                    else "EXPLAIN ")
         plans = []

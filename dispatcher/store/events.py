@@ -49,28 +49,36 @@ DELIVERY_COLUMNS = ("id", "event_id", "event_type", "subscription_id", "tenant_i
 EVERYONE = object()
 
 
+@functools.cache
 def live_subscriptions() -> sa.Select[Any]:
-    """What fan-out needs of every subscription that is not deleted."""
+    """What fan-out needs of every subscription that is not deleted (built once, as the
+    statements of the ingest path are: store/claims.py says why)."""
     s = subscription_table
     return sa.select(s.c.id, s.c.event_types, s.c.enabled, s.c.tenant_id).where(
         s.c.deleted_at.is_(None))
 
 
-def audience_query(events: Iterable[EventRow | Any]) -> sa.Select[Any]:
+@functools.cache
+def _audience(named: bool, untenanted: bool) -> sa.Select[Any]:
+    s = subscription_table
+    wanted = [s.c.tenant_id.in_(sa.bindparam("b_tenants", expanding=True))] if named else []
+    if untenanted:
+        wanted.append(s.c.tenant_id.is_(None))
+    return live_subscriptions().where(sa.or_(*wanted))
+
+
+def audience_query(events: Iterable[EventRow | Any]) -> tuple[sa.Select[Any], dict[str, Any]]:
     """One read of the live subscriptions that any of ``events`` (rows with ``tenant_id`` and
     ``broadcast``) may fan out to: the tenants named (an index range each), those of no
-    tenant if an event has none, and all of them only for a broadcast."""
-    s = subscription_table
+    tenant if an event has none, and all of them only for a broadcast. The statement and
+    its parameters."""
     tenants: set[str | None] = set()
     for event in events:
         if event["broadcast"]:
-            return live_subscriptions()
+            return live_subscriptions(), {}
         tenants.add(event["tenant_id"])
     named = sorted(t for t in tenants if t is not None)
-    wanted = [s.c.tenant_id.in_(named)] if named else []
-    if None in tenants:
-        wanted.append(s.c.tenant_id.is_(None))
-    return live_subscriptions().where(sa.or_(*wanted))
+    return _audience(bool(named), None in tenants), {"b_tenants": named} if named else {}
 
 
 def tenants_to_lock(events: Iterable[EventRow | Any]) -> list[str]:
@@ -199,6 +207,12 @@ class _NewEvent:
 Earlier = dict[str, Any]
 
 
+# Which of the API keys ``b_ids`` are live (built once).
+_LIVE_KEYS = sa.select(api_key_table.c.id).where(
+    api_key_table.c.id.in_(sa.bindparam("b_ids", expanding=True)),
+    api_key_table.c.deleted_at.is_(None))
+
+
 class Events(StoreBase):
     def __init__(self, db: Database) -> None:
         super().__init__(db)
@@ -269,13 +283,10 @@ class Events(StoreBase):
         self, items: list[_NewEvent], checked: set[str], conn: sa.Connection,
     ) -> tuple[list[int | Earlier | Exception], set[str]]:
         """``_insert_events`` on a synchronous connection (``Database.run_write``)."""
-        k = api_key_table
         event_insert, delivery_insert = self._driver_inserts(conn.dialect)
         live: set[str] = set()
         if checked:
-            live = set(conn.execute(
-                sa.select(k.c.id).where(k.c.id.in_(checked), k.c.deleted_at.is_(None))
-            ).scalars())
+            live = set(conn.execute(_LIVE_KEYS, {"b_ids": list(checked)}).scalars())
         named = tenants_to_lock(i.row for i in items)
         if named and (locks := self.db.tenant_locks(named)) is not None:
             conn.execute(locks)
@@ -284,7 +295,7 @@ class Events(StoreBase):
             sa.select(delivery_table.c.event_id, sa.func.count())
             .where(delivery_table.c.event_id.in_([r.id for r in stored.values()]))
             .group_by(delivery_table.c.event_id))} if stored else {}
-        audiences = by_audience(conn.execute(audience_query(i.row for i in items)).all())
+        audiences = by_audience(conn.execute(*audience_query(i.row for i in items)).all())
         results: list[int | Earlier | Exception] = []
         events: list[tuple[Any, ...]] = []
         deliveries: list[tuple[Any, ...]] = []
@@ -404,7 +415,7 @@ class Events(StoreBase):
                                   "event's tenant; an event goes only to its own tenant's "
                                   "subscriptions")
             else:
-                subs = (await conn.execute(audience_query([event._mapping]))).all()
+                subs = (await conn.execute(*audience_query([event._mapping]))).all()
                 subs = matching(subs, event.type)
             rows = fan_out(event.id, event.type, subs, now, Trigger.REPLAY)
             await _insert_deliveries(self.db, conn, rows)

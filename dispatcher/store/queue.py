@@ -7,6 +7,7 @@ its job manager); ``Queue`` is the store's side of it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -14,11 +15,11 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ..clock import utcnow
-from ..database import soonest_due
 from ..health import Attempted, after_attempts
-from ..models import attempt_table, delivery_table, event_table, subscription_table
+from ..models import attempt_table, delivery_table, subscription_table
 from ..vocabulary import DeliveryStatus, Trigger
 from .base import StoreBase
+from .claims import PAYLOADS, TARGETS, claim_params, claim_shape, claim_statement, soonest_due
 from .health import settle_streaks
 from .rows import AttemptRecord, Job, valid_keys
 
@@ -54,8 +55,10 @@ class WorkQueue(Protocol):
     def wake(self) -> None: ...
 
 
-def _moved_on(owner: str, now: datetime) -> sa.Update:
-    """A recorded attempt's delivery moved to its new state (executemany: ``_move`` params).
+@functools.cache
+def _moved_on() -> sa.Update:
+    """A recorded attempt's delivery moved to its new state (executemany: ``_move`` params,
+    with ``b_owner`` and ``b_now``); built once (store/claims.py says why).
 
     Only the lease holder moves the delivery on; an attempt made after the lease ran out is
     still recorded, and the new holder decides. A delivery cancelled meanwhile (its
@@ -65,7 +68,7 @@ def _moved_on(owner: str, now: datetime) -> sa.Update:
     cancelled = d.c.status == DeliveryStatus.CANCELLED
     return (
         sa.update(d)
-        .where(d.c.id == sa.bindparam("b_id"), d.c.lease_owner == owner)
+        .where(d.c.id == sa.bindparam("b_id"), d.c.lease_owner == sa.bindparam("b_owner"))
         .values(
             status=sa.case((cancelled, d.c.status), else_=sa.bindparam("b_status")),
             attempts=d.c.attempts + 1,
@@ -81,7 +84,7 @@ def _moved_on(owner: str, now: datetime) -> sa.Update:
             next_trigger=sa.bindparam("b_trigger"),
             resume_status=None,
             resume_at=None,
-            updated_at=now,
+            updated_at=sa.bindparam("b_now", type_=d.c.updated_at.type),
         )
     )
 
@@ -120,26 +123,23 @@ class Queue(StoreBase):
         ``most_retries``: how many of them may be retries (0: first attempts only; None: up
         to ``limit``).
         """
-        d, e, s = delivery_table, event_table, subscription_table
+        d = delivery_table
         now = utcnow()
         until = now + timedelta(seconds=lease_seconds)
+        retries, any_retries = claim_shape(limit, most_retries)
         async with self.writer.begin() as conn:
-            stmt = self.db.claim_statement(now, until, owner, limit, skip,
-                                           most_retries=most_retries)
-            claimed = (await conn.execute(stmt)).all()
+            claimed = (await conn.execute(
+                claim_statement(skip_locked=self.db.claims_skip_locked, skip=bool(skip),
+                                retries=any_retries),
+                claim_params(now, until, owner, limit, retries, skip))).all()
             if not claimed:
                 return []
             # Each event and subscription once, however many of the deliveries share it
             # (a fan-out is one event to many; a busy subscription gets many events).
             payloads = dict((await conn.execute(
-                sa.select(e.c.id, e.c.payload)
-                .where(e.c.id.in_({r.event_id for r in claimed}))
-            )).all())
+                PAYLOADS, {"b_ids": list({r.event_id for r in claimed})})).all())
             subs = {r.id: r for r in await conn.execute(
-                sa.select(s.c.id, s.c.url, s.c.headers, s.c.secrets,
-                          s.c.rate_limit_per_second, s.c.failing_since, s.c.deleted_at)
-                .where(s.c.id.in_({r.subscription_id for r in claimed}))
-            )}
+                TARGETS, {"b_ids": list({r.subscription_id for r in claimed})})}
             # Nothing goes to a deleted subscription: a delivery of one found pending (left
             # so by an older version) is cancelled here, as the deletion meant, and not sent.
             deleted = {sub_id for sub_id, sub in subs.items() if sub.deleted_at is not None}
@@ -196,8 +196,9 @@ class Queue(StoreBase):
                                [_attempt(r) for r in records])
             # In id order, the order extend_leases locks them in: a renewal and a recording
             # never wait on each other in a cycle (PostgreSQL: a deadlock, a 1 s stall).
-            await conn.execute(_moved_on(owner, now), sorted(
-                (_move(r) for r in records), key=lambda move: move["b_id"]))
+            await conn.execute(_moved_on(), sorted(
+                (_move(r) | {"b_owner": owner, "b_now": now} for r in records),
+                key=lambda move: move["b_id"]))
             await settle_streaks(conn, streaks, retried, now)
 
     async def take_tokens(self, sub_id: str, want: int, limit: int, second: int) -> int:

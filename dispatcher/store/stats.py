@@ -11,10 +11,10 @@ import sqlalchemy as sa
 
 from .. import ids
 from ..clock import utcnow
-from ..database import soonest_due
 from ..models import attempt_table, delivery_table, subscription_table
 from ..vocabulary import DeliveryStatus
 from .base import StoreBase
+from .claims import soonest_due
 from .rows import QueueStats, row_dict, slack
 
 
