@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from . import metrics
 from .outage import describe, is_database_away
@@ -23,12 +24,14 @@ MAX_BACKOFF_SECONDS = 5.0  # the longest a worker waits between tries while the 
 
 class Recorder:
     def __init__(self, queue: WorkQueue, owner: str, disable_after_seconds: float,
-                 leased: set[str], stopping: asyncio.Event) -> None:
+                 leased: set[str], stopping: asyncio.Event,
+                 retries_committed: Callable[[], None]) -> None:
         self.queue = queue
         self.owner = owner
         self.disable_after_seconds = disable_after_seconds
         self.leased = leased  # the worker's: a recorded attempt's delivery leaves it
         self._stopping = stopping
+        self._retries_committed = retries_committed  # the worker's: a retry may be due soon
         self._records: asyncio.Queue[AttemptRecord] = asyncio.Queue()
 
     async def put(self, record: AttemptRecord) -> None:
@@ -76,7 +79,7 @@ class Recorder:
         if log.isEnabledFor(logging.INFO):
             _log_attempts(batch)
         if any(r.status == DeliveryStatus.PENDING for r in batch):
-            self.queue.wake()  # a retry may be due soon
+            self._retries_committed()
 
 
 def _log_attempts(batch: list[AttemptRecord]) -> None:

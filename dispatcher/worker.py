@@ -23,6 +23,7 @@ import httpx
 from . import metrics
 from .clock import utcnow
 from .config import Settings
+from .due import DueMemory
 from .held_retries import HeldRetries, follow_the_loop
 from .outage import describe, is_database_away
 from .pacing import FRESH_SECONDS, SLOW_SECONDS, retries_per_claim
@@ -35,7 +36,6 @@ from .store import AttemptRecord, Job, WorkQueue
 from .vocabulary import AttemptOutcome, DeliveryStatus
 
 log = logging.getLogger("dispatcher.worker")
-
 
 
 class Worker:
@@ -57,8 +57,9 @@ class Worker:
         self.leased: set[str] = set()  # claimed by this worker, attempt not yet recorded
         self._rate_blocked: dict[str, float] = {}  # subscription -> monotonic time
         self._stopping = asyncio.Event()
+        self._due = DueMemory(settings.poll_interval_seconds)
         self._recorder = Recorder(queue, self.owner, settings.disable_after_seconds,
-                                  self.leased, self._stopping)
+                                  self.leased, self._stopping, self._retries_committed)
         self._fresh_at = -FRESH_SECONDS  # when a claim last brought a first attempt
 
     async def run(self) -> None:
@@ -234,7 +235,12 @@ class Worker:
             return jobs
         when = datetime.fromtimestamp(int(wall) + 1, UTC)
         await self.queue.defer(self.owner, sorted(refused), when)
+        self._due.forget()
         return [j for j in jobs if j.delivery_id not in refused]
+
+    def _retries_committed(self) -> None:
+        self._due.forget()  # the last reading may not have seen them
+        self.queue.wake()  # one may be due soon
 
     async def _idle_seconds(self, skip: set[str], *, retries: bool = True) -> float:
         """Until the next retry comes due (the next first attempt, without ``retries``) or a
@@ -242,10 +248,17 @@ class Worker:
         poll = self.settings.poll_interval_seconds
         if self._rate_blocked:
             poll = min(poll, max(0.0, min(self._rate_blocked.values()) - time.monotonic()))
-        try:
-            due = await self.queue.next_due_at(sorted(skip), retries=retries)
-        except Exception:
-            return poll
+        skipped = frozenset(skip)
+        known, due = self._due.recall(retries=retries, skip=skipped, now=utcnow(),
+                                      monotonic=time.monotonic())
+        if not known:
+            begun = self._due.forgotten
+            try:
+                due = await self.queue.next_due_at(sorted(skip), retries=retries)
+            except Exception:
+                return poll
+            self._due.remember(due, retries=retries, skip=skipped, monotonic=time.monotonic(),
+                               begun=begun)
         if due is None:
             return poll
         return min(poll, max(0.0, (due - utcnow()).total_seconds()) + 0.001)
