@@ -236,7 +236,8 @@ class Database:
 class PostgresDatabase(Database):
     """PostgreSQL: many API and worker processes on one database."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, serves_requests: bool = True) -> None:
+        self.serves_requests = serves_requests
         super().__init__(settings)
         self.writer = self.engine  # writers run side by side; row locks order them
 
@@ -247,6 +248,10 @@ class PostgresDatabase(Database):
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_seconds,
             pool_recycle=1800,
+            # A process that answers requests pings every connection it takes from the
+            # pool, so no request fails on one the server dropped; a worker retries its
+            # statements anyway, and pings only connections that sat idle.
+            pool_pre_ping=self.serves_requests,
             hide_parameters=True,  # statements in logs and errors never carry values
             connect_args={
                 "timeout": settings.db_connect_timeout_seconds,
@@ -254,7 +259,8 @@ class PostgresDatabase(Database):
                 "server_settings": {"application_name": "dispatcher"},
             },
         )
-        _ping_when_idle(engine)
+        if not self.serves_requests:
+            _ping_when_idle(engine)
         return engine
 
     claims_skip_locked = True  # FOR UPDATE SKIP LOCKED: concurrent claims take other rows
@@ -332,8 +338,9 @@ PING_AFTER_IDLE_SECONDS = 2.0
 
 
 def _ping_when_idle(engine: AsyncEngine) -> None:
-    """``pool_pre_ping``, for connections that sat idle: pinging every checkout cost three
-    round trips (asyncpg pings inside a transaction of its own), a third of a claim's CPU.
+    """``pool_pre_ping``, for a worker's connections that sat idle: pinging every checkout
+    cost three round trips (asyncpg pings inside a transaction of its own), a third of a
+    claim's CPU.
     A connection that dies while in steady use fails one statement instead, which
     invalidates the whole pool, as a failed ping would."""
     pool = engine.sync_engine.pool
@@ -368,9 +375,10 @@ def _postgres_insert_once(table: sa.Table) -> sa.Insert:
     return insert(table).on_conflict_do_nothing()
 
 
-def open_database(settings: Settings) -> Database:
+def open_database(settings: Settings, *, serves_requests: bool = True) -> Database:
+    """The store's database; ``serves_requests`` False for a process that only delivers."""
     if settings.database_url.startswith("sqlite"):
         return Database(settings)
     if settings.database_url.startswith("postgresql"):
-        return PostgresDatabase(settings)
+        return PostgresDatabase(settings, serves_requests=serves_requests)
     raise ValueError("DISPATCHER_DATABASE_URL must be sqlite+aiosqlite:// or postgresql+asyncpg://")

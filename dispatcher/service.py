@@ -91,8 +91,9 @@ class Runtime:
 
 
 @asynccontextmanager
-async def running(settings: Settings, *, workers: bool) -> AsyncIterator[Runtime]:
-    db = open_database(settings)
+async def running(settings: Settings, *, workers: bool,
+                  serves_requests: bool = True) -> AsyncIterator[Runtime]:
+    db = open_database(settings, serves_requests=serves_requests)
     store = Store(db)
     client = make_http_client(settings)
     runtime = Runtime(settings, store, client)

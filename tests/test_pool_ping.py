@@ -1,5 +1,7 @@
-"""PostgreSQL's pool pings a connection that sat idle before handing it out (and not one in
-steady use): a connection the server dropped while it was idle is replaced, unseen."""
+"""PostgreSQL: a worker's pool pings a connection that sat idle before handing it out (and
+not one in steady use): a connection the server dropped while it was idle is replaced,
+unseen. A process that answers requests pings every one (tests/test_scale.py terminates
+the backends under a running API)."""
 
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def test_a_connection_dropped_while_idle(settings, monkeypatch, idle_for, replac
 
     async def run() -> None:
         db = open_database(settings.model_copy(update={"db_pool_size": 1,
-                                                        "db_max_overflow": 1}))
+                                                        "db_max_overflow": 1}),
+                           serves_requests=False)
         try:
             dropped = await _backend_then_dropped(db)
             if replaced:
@@ -52,6 +55,23 @@ def test_a_connection_dropped_while_idle(settings, monkeypatch, idle_for, replac
                 # The next use connects afresh.
                 async with db.engine.connect() as conn:
                     assert await conn.scalar(BACKEND) != dropped
+        finally:
+            await db.dispose()
+
+    run_async(run())
+
+
+def test_a_process_that_answers_requests_pings_every_connection(settings, monkeypatch):
+    """However recently a connection was used, a request never meets it dead."""
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
+
+    async def run() -> None:
+        db = open_database(settings.model_copy(update={"db_pool_size": 1,
+                                                        "db_max_overflow": 1}))
+        try:
+            dropped = await _backend_then_dropped(db)
+            async with db.engine.connect() as conn:
+                assert await conn.scalar(BACKEND) != dropped
         finally:
             await db.dispose()
 

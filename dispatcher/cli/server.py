@@ -130,7 +130,7 @@ def worker(
     _when_database_answers(settings, "start the worker", lambda: run_loop(_ping(settings)))
 
     async def main() -> None:
-        async with running(settings, workers=True) as runtime:
+        async with running(settings, workers=True, serves_requests=False) as runtime:
             assert runtime.worker is not None and runtime.worker_task is not None
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
