@@ -45,9 +45,12 @@ Batch = tuple[dict[str, Any], list[dict[str, Any]]]
 
 
 async def make_subscriptions(database_url: str, urls: Sequence[str], event_types: list[str],
-                             concurrency: int = 8) -> tuple[str, list[str]]:
+                             concurrency: int = 8,
+                             filters: Sequence[dict[str, Any]] | None = None,
+                             ) -> tuple[str, list[str]]:
     """One subscription per URL through ``Store.create_subscription`` (real rows; no
-    per-owner cap), owned by a new subscriber key; (the key's id, the subscriptions' ids)."""
+    per-owner cap), owned by a new subscriber key, with ``filters[i]`` as the i-th one's
+    filter; (the key's id, the subscriptions' ids)."""
     db = open_database(Settings(database_url=database_url))
     store = Store(db)
     try:
@@ -57,8 +60,9 @@ async def make_subscriptions(database_url: str, urls: Sequence[str], event_types
 
         async def create() -> None:
             for i, url in numbered:  # shared: each URL is taken by exactly one task
-                row = await store.create_subscription(
-                    owner, {"url": url, "event_types": event_types})
+                row = await store.create_subscription(owner, {
+                    "url": url, "event_types": event_types,
+                    "filter": None if filters is None else filters[i]})
                 made[i] = row["id"]
 
         async with asyncio.timeout(deadline_for(len(urls))):

@@ -22,9 +22,16 @@ requests, then N timed requests by C tasks; every answer must be 202) against:
   claimed inside the group commit); each row's figure is its median round, so that the
   machine's noise hits both alike. Afterwards: every event once, each with its deliveries.
 
+- ``ingest-unfiltered (<engine>)`` and ``ingest-filtered (<engine>)`` (part ``filters``):
+  on one ``dispatcher api`` and database, 1,000 subscriptions to one event type and 1,000
+  to another (100 each with ``--quick``), these each with a filter of three conditions that
+  every event matches (so both fan out to all and only the filters differ); R alternating
+  rounds of N events of each type, each row's figure its median round.
+
 The figures that matter are the ratios ``dispatcher-ingest / bare-fastapi`` within one run
-(issue 6's target: at least 0.5) and ``ingest-with-key / ingest-without-key`` (issue 16's:
-at least 0.8), which ``benchmarks/report.py`` computes.
+(issue 6's target: at least 0.5), ``ingest-with-key / ingest-without-key`` (issue 16's:
+at least 0.8) and ``ingest-filtered / ingest-unfiltered`` (issue 17's: at least 0.7),
+which ``benchmarks/report.py`` computes.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from dispatcher.models import delivery_table, event_table
 
 from .bare_app import BareApp
+from .bulk import make_subscriptions
 from .common import (
     ADMIN_TOKEN,
     DispatcherProcess,
@@ -52,9 +60,17 @@ from .load import run_load
 
 SUBSCRIPTIONS = 10
 EVENT_TYPE = "bench.ingest"
-# A small, realistic event; {i} is the request number (load.py), so every event differs.
-BODY = ('{"type": "' + EVENT_TYPE + '", "data": {"order_id": "ord_{i}", "amount": 4200, '
-        '"currency": "EUR", "customer": {"id": "cus_17", "email": "a@example.com"}}}')
+
+
+def body_of(event_type: str) -> str:
+    """A small, realistic event; {i} is the request number (load.py), so every event
+    differs."""
+    return ('{"type": "' + event_type + '", "data": {"order_id": "ord_{i}", "amount": 4200, '
+            '"currency": "EUR", "customer": {"id": "cus_17", "email": "a@example.com"}}}')
+
+
+BODY = body_of(EVENT_TYPE)
+FILTERED = 1_000  # subscriptions per kind in the filters part
 
 
 def _result(name: str, found: dict[str, Any]) -> Result:
@@ -130,13 +146,56 @@ async def idempotent_ingest(engine: str, n: int, c: int, rounds: int) -> list[Re
             for kind in ("without", "with")]
 
 
-async def _set_up(url: str) -> str:
+def passing_filter(k: int) -> dict[str, Any]:
+    """The k-th subscription's filter: three conditions ``BODY``'s data always meets."""
+    return {"data.amount": {"$gte": k}, "data.currency": {"$in": ["EUR", "USD"]},
+            "data.customer.id": {"$exists": True}}
+
+
+async def filtered_ingest(engine: str, n: int, c: int, rounds: int,
+                          subscriptions: int = FILTERED) -> list[Result]:
+    """``ingest-unfiltered`` and ``ingest-filtered`` on ``engine``: ``rounds`` alternating
+    rounds of N events at C on one API process, each fanning out to ``subscriptions``
+    subscriptions; each row's seconds are its median round's."""
+    if rounds < 1 or rounds % 2 == 0:
+        raise ValueError("rounds must be odd, so that the median is a round's figure")
+    kinds = {"unfiltered": "bench.plain", "filtered": "bench.filtered"}
+    seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
+    async with fresh_database(engine) as database_url:
+        # Never called: no worker runs. A closed port on 127.0.0.1 all the same.
+        urls = [f"http://127.0.0.1:9/hook/{i}" for i in range(subscriptions)]
+        await make_subscriptions(database_url, urls, [kinds["unfiltered"]])
+        await make_subscriptions(database_url, urls, [kinds["filtered"]],
+                                 filters=[passing_filter(k) for k in range(subscriptions)])
+        api = DispatcherProcess("api", database_url)
+        await asyncio.to_thread(api.__enter__)
+        try:
+            key = await _set_up(api.url, subscriptions=0)
+            auth = {"authorization": f"Bearer {key}"}
+            for _ in range(rounds):
+                for kind, event_type in kinds.items():
+                    found = await run_load(api.url + "/v1/events", n, c,
+                                           body=body_of(event_type), headers=auth,
+                                           deadline=deadline_for(n * 20))
+                    if json.loads(found["sample"]).get("deliveries") != subscriptions:
+                        raise RuntimeError(f"a {kind} event did not fan out to "
+                                           f"{subscriptions}: {found['sample']}")
+                    seconds[kind].append(found["seconds"])
+        finally:
+            await asyncio.to_thread(api.__exit__)
+    return [Result(f"ingest-{kind} ({engine})", n, c, statistics.median(seconds[kind]),
+                   {"rounds": rounds, "subscriptions": subscriptions,
+                    "round_rates": [round(n / s, 1) for s in seconds[kind]]})
+            for kind in kinds]
+
+
+async def _set_up(url: str, subscriptions: int = SUBSCRIPTIONS) -> str:
     """A publisher key and the subscriptions, through the API as the admin; the key."""
     admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
     async with httpx.AsyncClient(base_url=url, headers=admin, timeout=30) as client:
         made = await client.post("/v1/api-keys", json={"role": "publisher", "name": "bench"})
         made.raise_for_status()
-        for i in range(SUBSCRIPTIONS):
+        for i in range(subscriptions):
             # Never called: no worker runs. A closed port on 127.0.0.1 all the same.
             answer = await client.post("/v1/subscriptions", json={
                 "url": f"http://127.0.0.1:9/hook/{i}", "event_types": ["bench.*"]})

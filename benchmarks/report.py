@@ -84,6 +84,8 @@ def ratios(results: list[Result]) -> list[tuple[str, float]]:
                   ("bare-httpx", "bare-aiohttp", "httpx-over-aiohttp")]
         pairs += [(f"dispatcher-ingest ({engine})", "bare-fastapi", None),
                   (f"ingest-with-key ({engine})", f"ingest-without-key ({engine})", None),
+                  (f"ingest-filtered ({engine})", f"ingest-unfiltered ({engine})",
+                   None),
                   (f"backlog-1m ({engine})", f"backlog-empty ({engine})", None),
                   (f"tenant-ingest ({engine})", f"tenant-less-ingest ({engine})", None),
                   (f"busy-subscription ({engine})", f"spread-subscriptions ({engine})", None),
@@ -116,6 +118,11 @@ def checks(results: list[Result]) -> list[Check]:
         out.append(Check(f"ingest with a unique Idempotency-Key / without ({engine})",
                          _ratio(results, f"ingest-with-key ({engine})",
                                 f"ingest-without-key ({engine})"), ">=", 0.8))
+    for engine in ("sqlite", "postgresql"):
+        # Issue 17: a filter on each of 1,000 subscriptions costs ingest little.
+        out.append(Check(f"ingest to 1,000 subscriptions with filters / without ({engine})",
+                         _ratio(results, f"ingest-filtered ({engine})",
+                                f"ingest-unfiltered ({engine})"), ">=", 0.7))
     for engine, limit in (("sqlite", 25), ("postgresql", 50)):
         r = _find(results, f"latency ({engine})")
         out.append(Check(f"latency p99 at 200 events/s ({engine})",

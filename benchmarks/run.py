@@ -10,6 +10,9 @@ Parts, in order (``--only`` picks some, comma-separated):
 - ``ingest``: ``bare-fastapi``, ``dispatcher-ingest``, ``ingest-without-key`` and
   ``ingest-with-key`` per engine
   (``benchmarks/ingest.py``);
+- ``filters``: ``ingest-unfiltered`` and ``ingest-filtered`` per engine: events to
+  1,000 subscriptions, without filters and with one each that every event matches
+  (``benchmarks/ingest.py``);
 - ``latency``, ``fanout``, ``backlog`` per engine (``benchmarks/scenarios.py``);
 - ``tenants``: ``tenant-less-ingest`` and ``tenant-ingest`` per engine, 100,000 tenants of 3
   subscriptions each (``benchmarks/tenants.py``);
@@ -56,7 +59,7 @@ from . import delivery, ingest, report, scenarios, sharing, tenants
 from .common import Result, postgres_problem
 from .receiver import Receiver
 
-PARTS = ("delivery", "ingest", "latency", "fanout", "backlog", "tenants", "busy", "slow",
+PARTS = ("delivery", "ingest", "filters", "latency", "fanout", "backlog", "tenants", "busy", "slow",
          "dead", "storm", "processes")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,6 +99,11 @@ async def measure(args: argparse.Namespace, report_one: Callable[[Result], None]
             keep(await ingest.dispatcher_ingest(engine, n, args.ingest_concurrency))
             keep(*await ingest.idempotent_ingest(engine, n, args.ingest_concurrency,
                                                  3 if args.quick else 5))
+    if "filters" in args.only:
+        for engine in engines:
+            keep(*await (ingest.filtered_ingest(engine, 50, args.ingest_concurrency, 3, 100)
+                         if args.quick else
+                         ingest.filtered_ingest(engine, 200, args.ingest_concurrency, 5)))
     for engine in engines:
         if "latency" in args.only:
             keep(await scenarios.latency(engine, seconds=2.0 if args.quick else 10.0))

@@ -91,6 +91,9 @@ class Subscription(SQLModel, table=True):
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=32)
     rate_limit_per_second: int | None = None
+    # A payload filter (dispatcher/filters.py): only events it matches get a delivery.
+    filter: dict[str, Any] | None = Field(default=None,
+                                          sa_column=sa.Column(sa.JSON(), nullable=True))
     # The rate limit's current one-second window (unix seconds) and attempts started in it.
     rate_window: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
     rate_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

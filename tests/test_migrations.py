@@ -67,7 +67,8 @@ def test_models_and_migrations_do_not_drift(database_url):
 
 # --- A database filled at 0004, then upgraded to tenants (0005) -------------------------
 
-TENANT_COLUMNS = {"api_key": {"tenant_id"}, "subscription": {"tenant_id"},
+# Columns added since 0004 (tenants in 0005, a subscription's filter in 0009): all null.
+TENANT_COLUMNS = {"api_key": {"tenant_id"}, "subscription": {"tenant_id", "filter"},
                   "event": {"tenant_id", "broadcast"}, "delivery": {"tenant_id"}}
 DATA_TABLES = ("api_key", "subscription", "event", "delivery", "attempt")
 
@@ -186,7 +187,8 @@ def test_a_populated_0004_database_upgrades_to_tenants_and_keeps_working(databas
         migrate.upgrade(url)
         assert scalar(url, "SELECT version_num FROM alembic_version") == migrate.head()
 
-        # Every row is still there, with its values; none has a tenant, no event a broadcast.
+        # Every row is still there, with its values; none has a tenant (nor a filter), no
+        # event a broadcast.
         after = _snapshot(url)
         for table in DATA_TABLES:
             added = TENANT_COLUMNS.get(table, set())

@@ -220,6 +220,9 @@ EXPECTED: dict[tuple[str, str], list[Call]] = {
     ("DELETE", "/v1/api-keys/{key_id}"): [DENIED],
     ("POST", "/v1/subscriptions"): [Call(404, "tenant_not_found", body={
         "url": "{A_URL}", "event_types": ["iso.*"], "tenant_id": "{B}"})],
+    # Reads no rows: nothing of B's to tell, whatever the filter names.
+    ("POST", "/v1/subscriptions/filter-test"): [Call(422, "invalid_filter", body={
+        "filter": {"tenant_id": "{B}", "data.x": {"$bad": 1}}, "event": {"type": "iso.b"}})],
     ("GET", "/v1/subscriptions"): [Call(404, "tenant_not_found", query={"tenant_id": "{B}"}),
                                    Call(A_ONLY, query={"cursor": "{sub_id}"})],
     ("GET", "/v1/subscriptions/{sub_id}"): [NO_SUCH],

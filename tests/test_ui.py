@@ -328,3 +328,15 @@ def test_readme_shows_the_overview_and_a_delivery_detail():
     for path in shown:
         image = Path(__file__).resolve().parent.parent / path
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+
+
+def test_a_subscription_page_shows_its_filter_as_data(app_server, admin):
+    shown = subscribe(admin, "http://127.0.0.1:9/f", filter={"data.note": "<b>x</b>"})
+    plain = subscribe(admin, "http://127.0.0.1:9/p")
+    with logged_in(app_server) as client:
+        page = client.get(f"/ui/subscriptions/{shown['id']}").text
+        found = re.search(r'<dd id="filter"><code>(.*?)</code>', page)
+        assert found is not None, page
+        assert "<b>" not in found.group(1) and "data.note" in found.group(1)
+        assert "every event of these types" in client.get(
+            f"/ui/subscriptions/{plain['id']}").text

@@ -10,7 +10,8 @@ audience: its tenant's subscriptions, those of no tenant, or every one for a bro
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .. import event_types, ids
+from .. import event_types, filters, ids
 from ..clock import utcnow
 from ..database import Database
 from ..models import api_key_table, delivery_table, event_table, subscription_table
@@ -35,6 +36,7 @@ from .rows import (
     Page,
     created_between,
     encode_payload,
+    event_body,
     row_dict,
     same_request,
 )
@@ -54,7 +56,9 @@ def live_subscriptions() -> sa.Select[Any]:
     """What fan-out needs of every subscription that is not deleted (built once, as the
     statements of the ingest path are: store/claims.py says why)."""
     s = subscription_table
-    return sa.select(s.c.id, s.c.event_types, s.c.enabled, s.c.tenant_id).where(
+    # The filter as its stored text: compiled once per process (filters.compiled_text).
+    return sa.select(s.c.id, s.c.event_types, s.c.enabled, s.c.tenant_id,
+                     sa.cast(s.c.filter, sa.Text).label("filter")).where(
         s.c.deleted_at.is_(None))
 
 
@@ -108,9 +112,30 @@ def audience_of(event: EventRow | Any) -> object:
     return EVERYONE if event["broadcast"] else event["tenant_id"]
 
 
-def matching(subs: Sequence[Any], event_type: str) -> list[Any]:
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """The subscriptions of an audience that take an event type: those that take every
+    event of it, and those whose filter decides event by event."""
+
+    always: list[Any]
+    filtered: list[tuple[Any, filters.Predicate]]
+
+    def for_event(self, body: Callable[[], Any]) -> list[Any]:
+        """Those that take this event; ``body()`` gives what a subscriber receives, asked
+        for only when a filter needs it."""
+        if not self.filtered:
+            return self.always
+        seen = body()
+        return self.always + [sub for sub, wants in self.filtered if wants(seen)]
+
+
+def matching(subs: Sequence[Any], event_type: str) -> Chosen:
     """The subscriptions of ``subs`` (``live_subscriptions`` rows) that take ``event_type``."""
-    return [sub for sub in subs if event_types.matches_any(sub.event_types, event_type)]
+    taking = [sub for sub in subs if event_types.matches_any(sub.event_types, event_type)]
+    # A stored JSON null reads as the text "null" on PostgreSQL: no filter either.
+    return Chosen([sub for sub in taking if sub.filter in (None, "null")],
+                  [(sub, filters.compiled_text(sub.filter)) for sub in taking
+                   if sub.filter not in (None, "null")])
 
 
 def fan_out(event_id: str, event_type: str, subs: Sequence[Any], at: Any,
@@ -299,7 +324,7 @@ class Events(StoreBase):
         results: list[int | Earlier | Exception] = []
         events: list[tuple[Any, ...]] = []
         deliveries: list[tuple[Any, ...]] = []
-        chosen_for: dict[tuple[object, str], list[Any]] = {}
+        chosen_for: dict[tuple[object, str], Chosen] = {}
         claimed: dict[tuple[str, str], int] = {}  # a key, and the item of this group with it
         repeats: dict[int, int] = {}  # an item, and the earlier item of its key in the group
         expired: list[str] = []
@@ -330,10 +355,12 @@ class Events(StoreBase):
                     continue
                 claimed[key] = index
             audience = audience_of(event)
-            chosen = chosen_for.get((audience, event["type"]))
-            if chosen is None:
-                chosen = chosen_for[audience, event["type"]] = matching(
+            of_type = chosen_for.get((audience, event["type"]))
+            if of_type is None:
+                of_type = chosen_for[audience, event["type"]] = matching(
                     audiences.get(audience, ()), event["type"])
+            chosen = of_type.for_event(functools.partial(
+                event_body, event["type"], event["created_at"], item.data))
             events.append(event_insert.params(
                 {c: event_insert.bind(c, v) for c, v in event.items()}))
             # One bound time for all of the event's rows.
@@ -388,8 +415,9 @@ class Events(StoreBase):
         return row_dict(row)
 
     async def replay_event(self, event_id: str, subscription_ids: Sequence[str] | None) -> int:
-        """New deliveries of an event: to the given subscriptions, or to every one that
-        matches it now, of the event's audience; their attempts carry trigger ``replay``.
+        """New deliveries of an event: to the given subscriptions (whatever their filters
+        say: they were named), or to every one of the event's audience whose types and
+        filter take it now; their attempts carry trigger ``replay``.
         A named subscription outside the audience (another tenant's) is refused: an event
         published for one tenant never reaches another's endpoints."""
         e, s = event_table, subscription_table
@@ -397,7 +425,7 @@ class Events(StoreBase):
         async with self.writer.begin() as conn:
             # Locked, so that a concurrent prune cannot remove it under the new deliveries.
             event = (await conn.execute(
-                sa.select(e.c.id, e.c.type, e.c.tenant_id, e.c.broadcast)
+                sa.select(e.c.id, e.c.type, e.c.tenant_id, e.c.broadcast, e.c.payload)
                 .where(e.c.id == event_id).with_for_update())).first()
             if event is None:
                 raise NotFound(event_id)
@@ -416,7 +444,8 @@ class Events(StoreBase):
                                   "subscriptions")
             else:
                 subs = (await conn.execute(*audience_query([event._mapping]))).all()
-                subs = matching(subs, event.type)
+                subs = matching(subs, event.type).for_event(
+                    functools.partial(json.loads, event.payload))
             rows = fan_out(event.id, event.type, subs, now, Trigger.REPLAY)
             await _insert_deliveries(self.db, conn, rows)
         self.wakeup.notify()

@@ -185,9 +185,14 @@ def hash_key(plain: str) -> str:
     return hashlib.sha256(plain.encode()).hexdigest()
 
 
+def event_body(event_type: str, created_at: datetime, data: Any) -> dict[str, Any]:
+    """The body every subscriber receives for this event (what a filter looks at)."""
+    return {"type": event_type, "timestamp": rfc3339(created_at), "data": data}
+
+
 def encode_payload(event_type: str, created_at: datetime, data: Any) -> bytes:
     """The exact bytes every subscriber receives for this event."""
-    body = {"type": event_type, "timestamp": rfc3339(created_at), "data": data}
+    body = event_body(event_type, created_at, data)
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -41,6 +41,7 @@ class Subscriptions(StoreBase):
             "enabled": fields.get("enabled", True),
             "disabled_reason": None if fields.get("enabled", True) else DisabledReason.MANUAL,
             "rate_limit_per_second": fields.get("rate_limit_per_second"),
+            "filter": fields.get("filter"),
             "failing_since": None,
             "created_at": now,
             "updated_at": now,

@@ -5,9 +5,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 
+from ... import filters
 from ...clock import utcnow
 from ...probe import send_test
 from ...store import DeliveryFilter
+from ...store.rows import event_body
 from ...targets import InvalidTarget, check_url, guard_for
 from ...vocabulary import DeliveryStatus, Role
 from ..auth import Admin, Caller, StoreDep, SubscriberOrAdmin
@@ -15,6 +17,8 @@ from ..errors import BODY_ERRORS, ApiError, error_responses
 from ..paging import PageParams, TenantQuery, listing, page_params, path_id, query_tenant
 from ..query import StrictQueryRoute
 from ..schemas import (
+    FilterTestIn,
+    FilterTestOut,
     Listing,
     RecoverIn,
     Replayed,
@@ -30,7 +34,9 @@ router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"],
                    route_class=StrictQueryRoute)
 NOT_NULL = ("url", "event_types", "headers", "enabled")
 SubId = Annotated[str, path_id("sub")]
-INVALID_URL = "validation_error, or invalid_url: a URL that may not be used"
+INVALID_URL = ("validation_error, invalid_url: a URL that may not be used, or "
+               "invalid_filter: a filter that breaks the rules (the place is named)")
+INVALID_FILTER = "validation_error, or invalid_filter: a filter that breaks the rules"
 TOO_MANY = ("too_many_subscriptions: the key owns DISPATCHER_MAX_SUBSCRIPTIONS_PER_OWNER "
             "subscriptions already")
 
@@ -40,6 +46,16 @@ def _tenant_for(who: Caller, asked: str | None) -> str | None:
     makes its own tenant's; to an unscoped subscriber every tenant is unknown."""
     named = who.tenant_filter(asked)
     return named if who.role == Role.ADMIN else who.tenant_id
+
+
+def _checked_filter(query: Any) -> Any:
+    """``query`` as given, unless it breaks the rules (422 ``invalid_filter``)."""
+    if query is not None:
+        try:
+            filters.check(query)
+        except filters.InvalidFilter as exc:
+            raise ApiError(422, "invalid_filter", str(exc)) from None
+    return query
 
 
 def _checked_url(request: Request, url: str) -> str:
@@ -65,8 +81,25 @@ async def create_subscription(
     fields = body.model_dump()
     fields["tenant_id"] = _tenant_for(who, body.tenant_id)
     fields["url"] = _checked_url(request, body.url)
+    fields["filter"] = _checked_filter(body.filter)
     limit = request.state.settings.max_subscriptions_per_owner
     return SubscriptionOut.of(await store.create_subscription(who.key_id, fields, limit))
+
+
+@router.post("/filter-test", response_model=FilterTestOut,
+             responses=error_responses(*BODY_ERRORS, 422, s422=INVALID_FILTER),
+             summary="Try a filter on an event")
+async def test_filter(body: FilterTestIn, _: SubscriberOrAdmin) -> FilterTestOut:
+    """Whether ``filter`` matches the body a subscriber would receive for ``event`` (its
+    type, now as its timestamp, its data). Nothing is stored or sent.
+
+    Roles: admin, subscriber."""
+    query = _checked_filter(body.filter)
+    if query is None:
+        raise ApiError(422, "invalid_filter", "filter: must be a JSON object of field paths "
+                                              "and conditions")
+    seen = event_body(body.event.type, utcnow(), body.event.data)
+    return FilterTestOut(matches=filters.matches(query, seen))
 
 
 @router.get("", response_model=Listing[SubscriptionOut], responses=error_responses(400, 404),
@@ -116,6 +149,8 @@ async def update_subscription(
         changes["description"] = ""
     if "url" in changes:
         changes["url"] = _checked_url(request, changes["url"])
+    if "filter" in changes:
+        changes["filter"] = _checked_filter(changes["filter"])
     return SubscriptionOut.of(await store.update_subscription(sub_id, who.scope, changes))
 
 

@@ -18,6 +18,8 @@ from .deliveries import AttemptOut, DeliveryOut, RecoverIn, Replayed, ReplayIn, 
 from .events import EventAccepted, EventIn, EventOut, EventReplayed, EventReplayIn
 from .keys import KeyCreated, KeyIn, KeyOut
 from .subscriptions import (
+    FilterTestIn,
+    FilterTestOut,
     RotateIn,
     SubscriptionIn,
     SubscriptionOut,
@@ -30,7 +32,8 @@ from .tenants import PortalLinkIn, PortalLinkOut, TenantIn, TenantOut
 __all__ = [
     "EARLIEST", "EXAMPLE_TYPE", "ID_EXAMPLES", "LATEST", "NO_NUL", "AttemptOut", "DeliveryOut",
     "ErrorBody", "ErrorOut", "EventAccepted", "EventIn", "EventOut", "EventReplayIn",
-    "EventReplayed", "HealthOut", "KeyCreated", "KeyIn", "KeyOut", "Listing", "PortalLinkIn",
+    "EventReplayed", "FilterTestIn", "FilterTestOut", "HealthOut", "KeyCreated", "KeyIn",
+    "KeyOut", "Listing", "PortalLinkIn",
     "PortalLinkOut", "ReadyOut", "RecoverIn", "ReplayIn", "Replayed", "RotateIn", "Status",
     "SubscriptionIn", "SubscriptionOut",
     "SubscriptionPatch", "TenantIn", "TenantOut", "TestIn", "TestOut", "utc_filter_time",

@@ -44,6 +44,24 @@ from .common import (
     check_type,
 )
 
+FILTER_TEXT = ("a MongoDB-style query on the body a subscriber receives ({type, timestamp, "
+               "data}): dotted paths, a plain value meaning $eq, and $eq $ne $gt $gte $lt "
+               "$lte $in $nin $exists $and $or $not; only events of its types that it "
+               "matches get a delivery; null: every event of its types")
+FILTER_EXAMPLE = {"data.amount": {"$gte": 100}, "data.currency": {"$in": ["EUR", "USD"]}}
+
+
+def _json_object(schema: dict[str, Any]) -> None:
+    """Document a field checked by the route (``filters.check``) as the JSON object it is."""
+    schema.pop("default", None)
+    schema.update({"anyOf": [{"type": "object"}, {"type": "null"}]})
+
+
+def filter_field(description: str) -> Any:
+    # Any JSON here: the route's check names the place of a mistake (422 invalid_filter).
+    return Field(default=None, description=description, examples=[FILTER_EXAMPLE],
+                 json_schema_extra=_json_object)
+
 
 class _SubscriptionChecks(Strict):
     """The checks a subscription's fields get, at creation and in a change alike."""
@@ -67,6 +85,7 @@ class SubscriptionIn(_SubscriptionChecks):
     enabled: bool = Field(default=True, description=ENABLED_TEXT)
     rate_limit_per_second: int | None = Field(default=None, ge=1, le=100_000,
                                               description=RATE_TEXT, examples=[50])
+    filter: Any = filter_field(FILTER_TEXT)
     tenant_id: TenantId | None = Field(
         default=None, description="the tenant it belongs to, which must exist (admin keys; a "
         "key scoped to a tenant makes its tenant's); it cannot change later; left out: the "
@@ -103,6 +122,7 @@ class SubscriptionPatch(_SubscriptionChecks):
                                     "oldest first; false holds new ones")
     rate_limit_per_second: int | None = Field(default=None, ge=1, le=100_000,
                                               description=RATE_TEXT, examples=[50])
+    filter: Any = filter_field(FILTER_TEXT + "; left out: unchanged")
     tenant_id: TenantId | None = Field(
         default=None, description="cannot change: only its present value is taken (422 "
         "otherwise); left out: unchanged")
@@ -124,6 +144,7 @@ class SubscriptionOut(BaseModel):
                     "410), failing (no success for DISPATCHER_DISABLE_AFTER_SECONDS); null "
                     "while enabled")
     rate_limit_per_second: int | None = Field(description=RATE_TEXT, examples=[50])
+    filter: dict[str, Any] | None = Field(description=FILTER_TEXT, examples=[FILTER_EXAMPLE])
     tenant_id: str | None = Field(description=TENANT_TEXT, examples=["acme-corp"])
     created_at: datetime = Field(description="when it was created (UTC)",
                                  examples=[EXAMPLE_TIME])
@@ -162,3 +183,24 @@ class TestOut(BaseModel):
     error: str | None = Field(description=ATTEMPT_ERROR_TEXT, examples=[None])
     outcome: Literal[AttemptOutcome.SUCCEEDED, AttemptOutcome.FAILED] = Field(
         description=OUTCOME_TEXT)
+
+
+class FilterTestEvent(Strict):
+    type: EventType = Field(max_length=TYPE_MAX_LENGTH, examples=["invoice.paid"],
+                            description="the event type")
+    data: dict[str, Any] = Field(default_factory=dict, examples=[{"amount": 250,
+                                                                  "currency": "EUR"}],
+                                 description="the event's data, a JSON object; left out: {}")
+
+    _type = field_validator("type")(check_type)
+
+
+class FilterTestIn(Strict):
+    filter: Any = Field(description=FILTER_TEXT, examples=[FILTER_EXAMPLE],
+                        json_schema_extra={"type": "object"})
+    event: FilterTestEvent = Field(description="the event to try it on; its timestamp is now")
+
+
+class FilterTestOut(BaseModel):
+    matches: bool = Field(description="whether a subscription with this filter would get a "
+                                      "delivery of the event (its types aside)")
