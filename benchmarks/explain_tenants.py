@@ -37,7 +37,7 @@ from dispatcher.config import Settings
 from dispatcher.database import open_database
 from dispatcher.models import api_key_table, delivery_table, event_table, subscription_table
 from dispatcher.store import Store, _delivery_row, encode_payload
-from dispatcher.store.events import audience_query
+from dispatcher.store.fan_out import audience_query
 from dispatcher.store.rows import DeliveryFilter, Scope
 from dispatcher.vocabulary import DeliveryStatus
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 from .base import StoreBase
 from .batching import DriverInsert, GroupCommit
 from .deliveries import Deliveries
-from .events import DELIVERY_COLUMNS, EVENT_COLUMNS, Events, _delivery_row, fan_out
+from .events import EVENT_COLUMNS, Events
+from .fan_out import DELIVERY_COLUMNS, _delivery_row, fan_out
 from .keys import Keys
 from .portal_links import PortalLink, PortalLinks
 from .queue import Queue, WorkQueue
