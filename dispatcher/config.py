@@ -155,5 +155,10 @@ class Settings(BaseSettings):
 
     @property
     def lease_seconds(self) -> float:
-        # The contract: a dead worker's delivery is retried at most 2 x timeout + 10 s later.
-        return 2 * self.delivery_timeout_seconds + 10
+        return lease_for(self.delivery_timeout_seconds)
+
+
+def lease_for(timeout: float) -> float:
+    """How long a claim holds a delivery whose attempts may take ``timeout`` seconds: the
+    contract retries a dead worker's delivery at most 2 x timeout + 10 s later."""
+    return 2 * timeout + 10

@@ -94,6 +94,10 @@ class Subscription(SQLModel, table=True):
     # A payload filter (dispatcher/filters.py): only events it matches get a delivery.
     filter: dict[str, Any] | None = Field(default=None,
                                           sa_column=sa.Column(sa.JSON(), nullable=True))
+    # Delays in seconds replacing the global retry schedule for it (null: the global one).
+    retry_schedule: list[float] | None = Field(default=None,
+                                               sa_column=sa.Column(sa.JSON(), nullable=True))
+    timeout_seconds: int | None = None  # one attempt's deadline (null: the global one)
     # The rate limit's current one-second window (unix seconds) and attempts started in it.
     rate_window: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
     rate_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

@@ -142,3 +142,21 @@ class RetryPolicy:
         if not self._retrying.retry(state) or self._retrying.stop(state):
             return Step(DeliveryStatus.FAILED)
         return Step(DeliveryStatus.PENDING, delay=self._retrying.wait(state))
+
+
+class Policies:
+    """The retry policy of each schedule in use: the global one (``default``), and one per
+    subscription schedule, made once."""
+
+    def __init__(self, default: RetryPolicy, jitter: float) -> None:
+        self.default = default
+        self.jitter = jitter
+        self._made: dict[tuple[float, ...], RetryPolicy] = {}
+
+    def of(self, schedule: tuple[float, ...] | None) -> RetryPolicy:
+        if schedule is None:
+            return self.default
+        policy = self._made.get(schedule)
+        if policy is None:
+            policy = self._made[schedule] = RetryPolicy(schedule, self.jitter)
+        return policy

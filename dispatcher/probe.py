@@ -30,7 +30,7 @@ async def send_test(
     data: Any,
 ) -> ProbeResult:
     """Sign and send ``{"type": event_type, "data": data}`` to ``sub`` as a delivery would be,
-    with its headers and the delivery deadline; classify the answer as the worker does."""
+    with its headers and its attempt deadline; classify the answer as the worker does."""
     now = utcnow()
     answer = await sender.send(
         client,
@@ -39,7 +39,7 @@ async def send_test(
         encode_payload(event_type, now, data),
         valid_keys(sub["secrets"], now),
         sub["headers"],
-        settings.delivery_timeout_seconds,
+        sub.get("timeout_seconds") or settings.delivery_timeout_seconds,
     )
     ok = classify(answer.status_code) is Verdict.SUCCEEDED
     return ProbeResult(

@@ -87,7 +87,8 @@ def parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-def build_request(url: httpx.URL, headers: dict[str, str], payload: bytes) -> httpx.Request:
+def build_request(url: httpx.URL, headers: dict[str, str], payload: bytes,
+                  timeout: float | None = None) -> httpx.Request:
     """The POST that ``httpx.Request(..., content=payload)`` makes, with the same header
     list (Host first, Content-Length after ours, or after Host when there is no body), but
     normalised once: ``content=`` would build and normalise it twice
@@ -97,6 +98,9 @@ def build_request(url: httpx.URL, headers: dict[str, str], payload: bytes) -> ht
     ours = [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
     listed = [host, *ours, length] if payload else [host, length, *ours]
     request = httpx.Request("POST", url, headers=listed, stream=httpx.ByteStream(payload))
+    if timeout is not None:
+        # The attempt's deadline, not the client's default (a subscription may set its own).
+        request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
     request.read()  # the body as ``content=`` keeps it: the aiohttp transport sends bytes
     return request
 
@@ -119,7 +123,7 @@ async def send(
         async with asyncio.timeout(deadline):
             # A Request built here, not by client.build_request: none of the client's default
             # headers (Accept-Encoding would invite bodies we do not decompress).
-            request = build_request(parsed_url(url), headers, payload)
+            request = build_request(parsed_url(url), headers, payload, deadline)
             resp = await client.send(request, stream=True)
             try:
                 status_code = resp.status_code

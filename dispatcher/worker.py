@@ -22,12 +22,12 @@ import httpx
 
 from . import metrics
 from .clock import utcnow
-from .config import Settings
+from .config import Settings, lease_for
 from .due import DueMemory
 from .held_retries import HeldRetries, follow_the_loop
 from .outage import describe, is_database_away
 from .pacing import FRESH_SECONDS, SLOW_SECONDS, retries_per_claim
-from .policy import Outcome, RetryPolicy, delivery_after, parse_retry_after
+from .policy import Outcome, Policies, RetryPolicy, delivery_after, parse_retry_after
 from .recorder import MAX_BACKOFF_SECONDS, Recorder
 from .retention import prune_every
 from .sender import send
@@ -47,6 +47,9 @@ class Worker:
         self.client = client
         self.settings = settings
         self.policy = policy or RetryPolicy(settings.retry_schedule, settings.retry_jitter)
+        self._policies = Policies(self.policy, settings.retry_jitter)
+        # Leases follow the longest attempt deadline this worker has claimed for.
+        self._longest_timeout = settings.delivery_timeout_seconds
         self.owner = f"wrk_{uuid.uuid4().hex[:16]}"
         self.loop = asyncio.get_running_loop()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -149,8 +152,10 @@ class Worker:
                                      time.monotonic() - self._fresh_at)
             try:
                 jobs = await self.queue.claim_due(
-                    self.owner, wanted, settings.lease_seconds, sorted(skip), most_retries=most
-                )
+                    self.owner, wanted, lease_for(self._longest_timeout), sorted(skip),
+                    most_retries=most)
+                self._longest_timeout = max(
+                    [self._longest_timeout, *(j.timeout for j in jobs if j.timeout)])
                 claimed = len(jobs)
                 fresh = sum(job.number == 1 for job in jobs)
                 if fresh:
@@ -276,12 +281,12 @@ class Worker:
     async def _attempt_and_queue(self, job: Job) -> None:
         response = await send(
             self.client, job.url, job.event_id, job.payload, job.keys, job.headers,
-            self.settings.delivery_timeout_seconds,
+            job.timeout or self.settings.delivery_timeout_seconds,
         )
         now = utcnow()
         outcome = Outcome(response.status_code, parse_retry_after(response.retry_after, now),
                           response.blocked)
-        step = self.policy.next_step(job.round_number, outcome)
+        step = self._policies.of(job.retry_schedule).next_step(job.round_number, outcome)
         status, next_at = delivery_after(step, now, job.resume_status, job.resume_at)
         await self._recorder.put(
             AttemptRecord(
@@ -307,10 +312,11 @@ class Worker:
 
     async def _renew_loop(self) -> None:
         """Extend this worker's leases a third of the way through, while it lives."""
-        lease = self.settings.lease_seconds
         while True:
+            lease = lease_for(self._longest_timeout)
             await asyncio.sleep(lease / 3)
             try:
-                await self.queue.extend_leases(self.owner, list(self.leased), lease)
+                await self.queue.extend_leases(self.owner, list(self.leased),
+                                               lease_for(self._longest_timeout))
             except Exception as exc:
                 log.warning("could not extend leases (%s)", describe(exc))

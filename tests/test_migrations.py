@@ -67,8 +67,10 @@ def test_models_and_migrations_do_not_drift(database_url):
 
 # --- A database filled at 0004, then upgraded to tenants (0005) -------------------------
 
-# Columns added since 0004 (tenants in 0005, a subscription's filter in 0009): all null.
-TENANT_COLUMNS = {"api_key": {"tenant_id"}, "subscription": {"tenant_id", "filter"},
+# Columns added since 0004 (tenants in 0005, a subscription's filter in 0009, its
+# retry schedule and timeout in 0010): all null.
+TENANT_COLUMNS = {"api_key": {"tenant_id"}, "subscription": {
+                      "tenant_id", "filter", "retry_schedule", "timeout_seconds"},
                   "event": {"tenant_id", "broadcast"}, "delivery": {"tenant_id"}}
 DATA_TABLES = ("api_key", "subscription", "event", "delivery", "attempt")
 

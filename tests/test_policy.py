@@ -16,9 +16,10 @@ from email.utils import format_datetime
 import pytest
 import tenacity
 
-from dispatcher.config import DEFAULT_RETRY_SCHEDULE, Settings
+from dispatcher.config import DEFAULT_RETRY_SCHEDULE, Settings, lease_for
 from dispatcher.policy import (
     Outcome,
+    Policies,
     RetryPolicy,
     Step,
     Verdict,
@@ -321,3 +322,26 @@ def test_retry_after_end_to_end_from_header():
                              ("99999", 300.0)]:
         step = policy.next_step(1, Outcome(429, parse_retry_after(header, NOW)))
         assert step == Step("pending", delay=pytest.approx(expected))
+
+
+@pytest.mark.parametrize("schedule, attempts", [
+    (None, 3),                   # the global (5, 300): two retries
+    ((1.0,), 2),                 # its own: one retry
+    ((1.0, 2.0, 3.0, 4.0), 5),
+])
+def test_each_schedule_has_its_policy(schedule, attempts):
+    policies = Policies(make_policy(schedule=(5, 300)), JITTER)
+    policy = policies.of(schedule)
+    steps = [policy.next_step(n, Outcome(500)).status for n in range(1, 7)]
+    assert steps.index("failed") + 1 == attempts
+    assert policies.of(schedule) is policy  # made once
+
+
+def test_own_schedule_delays_follow_it():
+    policy = Policies(make_policy(schedule=(5, 300)), 0.0).of((7.0, 11.0))
+    assert [policy.next_step(n, Outcome(503)).delay for n in (1, 2)] == [7.0, 11.0]
+
+
+@pytest.mark.parametrize("timeout, lease", [(15, 40), (60, 130), (1, 12)])
+def test_a_lease_covers_two_deadlines_and_ten_seconds(timeout, lease):
+    assert lease_for(timeout) == lease

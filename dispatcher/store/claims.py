@@ -132,4 +132,5 @@ async def soonest_due(conn: AsyncConnection, now: datetime, skip: Sequence[str] 
 PAYLOADS = sa.select(event_table.c.id, event_table.c.payload).where(event_table.c.id.in_(_ANY))
 _s = subscription_table
 TARGETS = sa.select(_s.c.id, _s.c.url, _s.c.headers, _s.c.secrets, _s.c.rate_limit_per_second,
-                    _s.c.failing_since, _s.c.deleted_at).where(_s.c.id.in_(_ANY))
+                    _s.c.failing_since, _s.c.deleted_at, _s.c.retry_schedule,
+                    _s.c.timeout_seconds).where(_s.c.id.in_(_ANY))

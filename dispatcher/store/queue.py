@@ -168,6 +168,9 @@ class Queue(StoreBase):
                 rate_limit=sub.rate_limit_per_second,
                 failing_since=sub.failing_since,
                 resume_at=r.resume_at,
+                retry_schedule=None if sub.retry_schedule is None
+                else tuple(sub.retry_schedule),
+                timeout=sub.timeout_seconds,
             )
             # First attempts first, as the claim chose them; each lane in due order.
             for r in sorted(claimed, key=lambda r: (r.attempts > 0, r.next_attempt_at))

@@ -145,6 +145,8 @@ class Job:
     rate_limit: int | None = None  # the subscription's rate_limit_per_second
     failing_since: datetime | None = None  # the subscription's, when claimed
     resume_at: datetime | None = None  # a manual attempt's: the pending delivery's due time
+    retry_schedule: tuple[float, ...] | None = None  # the subscription's own, if any
+    timeout: float | None = None  # the subscription's timeout_seconds, if any
 
     @property
     def paced(self) -> bool:

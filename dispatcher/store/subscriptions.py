@@ -42,6 +42,8 @@ class Subscriptions(StoreBase):
             "disabled_reason": None if fields.get("enabled", True) else DisabledReason.MANUAL,
             "rate_limit_per_second": fields.get("rate_limit_per_second"),
             "filter": fields.get("filter"),
+            "retry_schedule": fields.get("retry_schedule"),
+            "timeout_seconds": fields.get("timeout_seconds"),
             "failing_since": None,
             "created_at": now,
             "updated_at": now,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -48,6 +48,14 @@ FILTER_TEXT = ("a MongoDB-style query on the body a subscriber receives ({type, 
                "data}): dotted paths, a plain value meaning $eq, and $eq $ne $gt $gte $lt "
                "$lte $in $nin $exists $and $or $not; only events of its types that it "
                "matches get a delivery; null: every event of its types")
+SCHEDULE_TEXT = ("1 to 20 delays in seconds (each over 0 and at most 604,800, 7 days) that "
+                 "replace DISPATCHER_RETRY_SCHEDULE for it: the n-th retry waits the n-th "
+                 "delay; null: the global schedule")
+TIMEOUT_TEXT = ("the deadline of one attempt to it, 1 to 60 seconds; null: "
+                "DISPATCHER_DELIVERY_TIMEOUT_SECONDS")
+MAX_DELAY_SECONDS = 7 * 86_400
+Delay = Annotated[float, Field(gt=0, le=MAX_DELAY_SECONDS, allow_inf_nan=False)]
+Schedule = Annotated[list[Delay], Field(min_length=1, max_length=20)]
 FILTER_EXAMPLE = {"data.amount": {"$gte": 100}, "data.currency": {"$in": ["EUR", "USD"]}}
 
 
@@ -86,6 +94,10 @@ class SubscriptionIn(_SubscriptionChecks):
     rate_limit_per_second: int | None = Field(default=None, ge=1, le=100_000,
                                               description=RATE_TEXT, examples=[50])
     filter: Any = filter_field(FILTER_TEXT)
+    retry_schedule: Schedule | None = Field(default=None, description=SCHEDULE_TEXT,
+                                            examples=[[10, 60, 600, 3600]])
+    timeout_seconds: int | None = Field(default=None, ge=1, le=60, description=TIMEOUT_TEXT,
+                                        examples=[30])
     tenant_id: TenantId | None = Field(
         default=None, description="the tenant it belongs to, which must exist (admin keys; a "
         "key scoped to a tenant makes its tenant's); it cannot change later; left out: the "
@@ -123,6 +135,11 @@ class SubscriptionPatch(_SubscriptionChecks):
     rate_limit_per_second: int | None = Field(default=None, ge=1, le=100_000,
                                               description=RATE_TEXT, examples=[50])
     filter: Any = filter_field(FILTER_TEXT + "; left out: unchanged")
+    retry_schedule: Schedule | None = Field(default=None,
+                                            description=SCHEDULE_TEXT + "; left out: unchanged",
+                                            examples=[[10, 60, 600, 3600]])
+    timeout_seconds: int | None = Field(default=None, ge=1, le=60, examples=[30],
+                                        description=TIMEOUT_TEXT + "; left out: unchanged")
     tenant_id: TenantId | None = Field(
         default=None, description="cannot change: only its present value is taken (422 "
         "otherwise); left out: unchanged")
@@ -145,6 +162,9 @@ class SubscriptionOut(BaseModel):
                     "while enabled")
     rate_limit_per_second: int | None = Field(description=RATE_TEXT, examples=[50])
     filter: dict[str, Any] | None = Field(description=FILTER_TEXT, examples=[FILTER_EXAMPLE])
+    retry_schedule: list[float] | None = Field(description=SCHEDULE_TEXT,
+                                               examples=[[10, 60, 600, 3600]])
+    timeout_seconds: int | None = Field(description=TIMEOUT_TEXT, examples=[30])
     tenant_id: str | None = Field(description=TENANT_TEXT, examples=["acme-corp"])
     created_at: datetime = Field(description="when it was created (UTC)",
                                  examples=[EXAMPLE_TIME])
