@@ -91,6 +91,7 @@ def status_of(url: str, delivery_id: str) -> str:
     (["keys", "list"], ["--json", "hash"]),
     (["subscriptions", "disable"], ["ID", "held"]),
     (["subscriptions", "enable"], ["ID", "held"]),
+    (["subscriptions", "options"], ["ID", "--retry-schedule", "--timeout", "global"]),
     (["keys", "create"], ["--role", "--name", "--json", "admin", "publisher", "subscriber"]),
     (["prune"], ["--days", "--include-failed", "--json", "--dry-run", "--yes"]),
 ])
@@ -401,8 +402,36 @@ def test_subscriptions_list_disable_enable(database_url: str) -> None:
     assert (listed[0]["enabled"], listed[0]["disabled_reason"]) == (True, None)
 
 
+def test_subscriptions_options_show_and_change(database_url: str) -> None:
+    sub = on_store(database_url, lambda store: store.create_subscription(
+        "key_test", {"url": "http://127.0.0.1:9/hook"}))
+    # The global settings as the operator's environment has them.
+    env = {"DISPATCHER_RETRY_SCHEDULE": "5,300", "DISPATCHER_DELIVERY_TIMEOUT_SECONDS": "15"}
+    assert ok(database_url, "subscriptions", "options", sub["id"], **env).splitlines() == [
+        "retry schedule: 5, 300 s (global)", "attempt deadline: 15 s (global)"]
+    changed = ok(database_url, "subscriptions", "options", sub["id"],
+                 "--retry-schedule", "10, 60,600.5", "--timeout", "30", **env)
+    assert changed.splitlines() == ["retry schedule: 10, 60, 600.5 s",
+                                    "attempt deadline: 30 s"]
+    row = on_store(database_url, lambda store: store.get_subscription(sub["id"], None))
+    assert (row["retry_schedule"], row["timeout_seconds"]) == ([10, 60, 600.5], 30)
+    # One at a time; the other stays.
+    assert ok(database_url, "subscriptions", "options", sub["id"], "--timeout", "global",
+              **env).splitlines()[1] == "attempt deadline: 15 s (global)"
+    row = on_store(database_url, lambda store: store.get_subscription(sub["id"], None))
+    assert (row["retry_schedule"], row["timeout_seconds"]) == ([10, 60, 600.5], None)
+    for bad, says in ((["--timeout", "61"], "timeout_seconds: must be at most 60"),
+                      (["--retry-schedule", "5,-1"], "retry_schedule.1: must be greater than 0"),
+                      (["--retry-schedule", "soon"], "write delays in seconds")):
+        done = cli(database_url, "subscriptions", "options", sub["id"], *bad)
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+    row = on_store(database_url, lambda store: store.get_subscription(sub["id"], None))
+    assert row["retry_schedule"] == [10, 60, 600.5]
+
+
 @pytest.mark.parametrize("args", [
     ["subscriptions", "disable"], ["subscriptions", "enable"], ["replay", "--subscription"],
+    ["subscriptions", "options"],
 ])
 def test_unknown_subscription_is_a_one_line_error(database_url: str, args: list[str]) -> None:
     missing = ids.new_id("sub")

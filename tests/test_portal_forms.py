@@ -53,7 +53,12 @@ EVERY = ["*"]
 
 
 @pytest.mark.parametrize(("form", "fields"), [
-    ({}, {"url": "", "event_types": EVERY, "description": "", "headers": {}}),
+    ({}, {"url": "", "event_types": EVERY, "description": "", "headers": {},
+          "retry_schedule": None, "timeout_seconds": None}),
+    ({"retry_schedule": "10, 60 600.5", "timeout_seconds": " 30 "},
+     {"retry_schedule": [10, 60, 600.5], "timeout_seconds": 30}),
+    ({"retry_schedule": " , ", "timeout_seconds": ""},
+     {"retry_schedule": None, "timeout_seconds": None}),
     ({"url": "  https://example.com/h  ", "description": "  billing  "},
      {"url": "https://example.com/h", "event_types": EVERY, "description": "billing",
       "headers": {}}),
@@ -71,7 +76,8 @@ EVERY = ["*"]
 ])
 def test_endpoint_fields_are_the_apis_body(form, fields):
     made = endpoint_fields(form)
-    assert set(made) == {"url", "event_types", "description", "headers"}
+    assert set(made) == {"url", "event_types", "description", "headers", "retry_schedule",
+                         "timeout_seconds"}
     for name, value in fields.items():
         assert made[name] == value, name
 
@@ -84,6 +90,21 @@ def test_endpoint_fields_take_nothing_else_from_the_form(extra):
     """What the form cannot choose (above all, the tenant) is not in the body it makes."""
     base = {"url": "https://example.com/h", "event_types": "a.b"}
     assert endpoint_fields(base | extra) == endpoint_fields(base)
+
+
+@pytest.mark.parametrize("form, says", [
+    ({"retry_schedule": "soon"}, "write delays in seconds"),
+    ({"timeout_seconds": "1.5"}, "a whole number of seconds"),
+    ({"retry_schedule": "5, -1"}, "retry_schedule.1: must be greater than 0"),
+    ({"retry_schedule": "604801"}, "retry_schedule.0: must be at most 604800"),
+    ({"retry_schedule": " ".join(["1"] * 21)}, "retry_schedule: must have at most 20 items"),
+    ({"timeout_seconds": "61"}, "timeout_seconds: must be at most 60"),
+    ({"timeout_seconds": "0"}, "timeout_seconds: must be at least 1"),
+])
+def test_delivery_options_out_of_bounds_say_so_in_the_apis_words(form, says):
+    with pytest.raises(ValueError) as refused:
+        endpoint_fields({"url": "https://example.com/h"} | form)
+    assert says in str(refused.value)
 
 
 def test_endpoint_fields_refuse_a_bad_header_line():

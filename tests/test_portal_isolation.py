@@ -612,3 +612,32 @@ def test_a_tenant_made_again_does_not_open_to_old_links(fresh):
         assert set(DELIVERY_LINK.findall(listing.text)) == {d["id"] for d in api.json()["data"]}
         for sub in ("a_ok", "a_bad"):
             assert client.get(f"/portal/endpoints/{world.subs[sub]['id']}").status_code == 404
+
+
+def test_an_endpoints_delivery_options_are_set_shown_and_cleared_in_the_portal(world):
+    link = make_link(world.admin, world.a)
+    with opened(world.server.url, link["token"]) as client:
+        csrf = csrf_of(client.get("/portal/endpoints/new"))
+        made = client.post("/portal/endpoints", data={
+            "csrf": csrf, "url": world.subs["a_ok"]["url"], "description": "pi-options",
+            "retry_schedule": "10, 60, 600", "timeout_seconds": "30"})
+        assert made.status_code == 200, made.text[:300]
+        [sub_id] = re.findall(r'<code class="id">(sub_[0-9a-z]+)</code>', made.text)
+        try:
+            got = world.admin.get(f"/v1/subscriptions/{sub_id}").json()
+            assert (got["retry_schedule"], got["timeout_seconds"]) == ([10, 60, 600], 30)
+            page = client.get(f"/portal/endpoints/{sub_id}").text
+            assert "10 s, 60 s, 600 s" in page and "30 s" in page
+            form = client.get(f"/portal/endpoints/{sub_id}/edit").text
+            assert 'value="10, 60, 600"' in form and 'value="30"' in form
+            refused = client.post(f"/portal/endpoints/{sub_id}", data={
+                "csrf": csrf, "url": got["url"], "timeout_seconds": "90"})
+            assert refused.status_code == 400 and "timeout_seconds: must be at most 60" \
+                in refused.text
+            saved = client.post(f"/portal/endpoints/{sub_id}", data={
+                "csrf": csrf, "url": got["url"], "retry_schedule": "", "timeout_seconds": "5"})
+            assert saved.status_code == 303, saved.text[:300]
+            got = world.admin.get(f"/v1/subscriptions/{sub_id}").json()
+            assert (got["retry_schedule"], got["timeout_seconds"]) == (None, 5)
+        finally:
+            client.post(f"/portal/endpoints/{sub_id}/delete", data={"csrf": csrf})

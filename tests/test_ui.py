@@ -340,3 +340,29 @@ def test_a_subscription_page_shows_its_filter_as_data(app_server, admin):
         assert "<b>" not in found.group(1) and "data.note" in found.group(1)
         assert "every event of these types" in client.get(
             f"/ui/subscriptions/{plain['id']}").text
+
+
+def test_the_dashboard_shows_and_edits_delivery_options(app_server, admin):
+    sub = subscribe(admin, "http://127.0.0.1:9/opts")
+    page_path = f"/ui/subscriptions/{sub['id']}"
+    with logged_in(app_server) as client:
+        page = client.get(page_path).text
+        assert re.search(r'id="retry-schedule"><span class="muted">the global one', page)
+        token = CSRF.search(page).group(1)
+        saved = client.post(page_path + "/options", data={
+            "csrf": token, "retry_schedule": "5, 30,120", "timeout_seconds": "20"})
+        assert saved.status_code == 303, saved.text
+        shown = admin.get(f"/v1/subscriptions/{sub['id']}").json()
+        assert (shown["retry_schedule"], shown["timeout_seconds"]) == ([5, 30, 120], 20)
+        page = client.get(page_path).text
+        assert '<dd id="retry-schedule">5 s, 30 s, 120 s</dd>' in page
+        assert '<dd id="timeout">20 s</dd>' in page
+        for form, says in ((({"retry_schedule": "5, 0"}), "retry_schedule.1"),
+                           ({"timeout_seconds": "100"}, "timeout_seconds: must be at most 60"),
+                           ({"retry_schedule": "often"}, "write delays in seconds")):
+            refused = client.post(page_path + "/options", data={"csrf": token, **form})
+            assert refused.status_code == 400 and says in refused.text, refused.text
+        cleared = client.post(page_path + "/options", data={"csrf": token})
+        assert cleared.status_code == 303
+        shown = admin.get(f"/v1/subscriptions/{sub['id']}").json()
+        assert (shown["retry_schedule"], shown["timeout_seconds"]) == (None, None)

@@ -33,6 +33,7 @@ DONE = {
     "retry": "One more attempt is scheduled now.",
     "enabled": "The subscription is enabled; its held deliveries are being sent.",
     "disabled": "The subscription is disabled; new deliveries wait as held.",
+    "options": "The delivery options are saved; they apply from the next attempt.",
 }
 HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
@@ -85,11 +86,21 @@ def _ago(value: datetime | None) -> str:
     return f"in {_span(-seconds)}" if seconds < 0 else f"{_span(seconds)} ago"
 
 
+def _seconds_number(value: float) -> str:
+    """Seconds as typed: 10, 0.5 (no trailing .0)."""
+    return f"{value:g}" if float(value) != int(value) else str(int(value))
+
+
+def _seconds(value: float) -> str:
+    return f"{_seconds_number(value)} s"
+
+
 templates = Environment(
     loader=PackageLoader("dispatcher.ui", "templates"), autoescape=True,
     trim_blocks=True, lstrip_blocks=True,
 )
-templates.filters.update(when=_when, ago=_ago, span=_span, percent=_percent)
+templates.filters.update(when=_when, ago=_ago, span=_span, percent=_percent,
+                         seconds=_seconds, seconds_number=_seconds_number)
 # Templates compare statuses with the vocabulary's members, as the code does.
 templates.globals["Status"] = DeliveryStatus
 

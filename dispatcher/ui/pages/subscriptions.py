@@ -1,4 +1,5 @@
-"""Subscriptions: the list, one subscription's page, enable/disable, rotate, test send."""
+"""Subscriptions: the list, one subscription's page, enable/disable, rotate, test send, its
+delivery options (retry schedule, attempt deadline)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 
+from ...api.messages import explain
+from ...api.schemas import SubscriptionPatch
 from ...clock import utcnow
 from ...event_types import is_valid_type
 from ...health import Rate
@@ -71,6 +75,24 @@ def test_request(fields: dict[str, str]) -> tuple[str, Any, str | None]:
     return event_type, data, None
 
 
+def delivery_options(fields: dict[str, str]) -> dict[str, Any]:
+    """A form's ``retry_schedule`` (delays in seconds, separated by commas or spaces) and
+    ``timeout_seconds``, checked as the API checks them; blank: the global one (None).
+    ValueError says what is wrong, in the API's words."""
+    delays = fields.get("retry_schedule", "").replace(",", " ").split()
+    timeout = fields.get("timeout_seconds", "").strip()
+    try:
+        options = {"retry_schedule": [float(d) for d in delays] or None,
+                   "timeout_seconds": int(timeout) if timeout else None}
+    except ValueError:
+        raise ValueError("retry_schedule: write delays in seconds, like 10, 60, 600; "
+                         "timeout_seconds: a whole number of seconds") from None
+    try:
+        return SubscriptionPatch.model_validate(options).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        raise ValueError(explain(exc.errors(include_url=False))) from None
+
+
 @router.get("/subscriptions")
 async def subscriptions(request: Request, session: Admin) -> Response:
     params = dict(request.query_params)
@@ -105,8 +127,10 @@ async def _subscription_page(request: Request, session: Admin, sub_id: str,
     now = utcnow()
     rates = await rates_of(store, now, [sub_id])
     tenants = await store.tenant_names([sub["tenant_id"]])
+    settings = request.state.settings
     return render(request, "subscription.html", status=status, session=session, sub=sub,
-                  tenants=tenants,
+                  tenants=tenants, global_schedule=settings.retry_schedule,
+                  global_timeout=settings.delivery_timeout_seconds,
                   recent=recent.rows, last_success=last.get(sub_id),
                   health=health_of(sub, rates, now), rate=rates.get(sub_id, Rate()),
                   **context)
@@ -162,3 +186,17 @@ async def test_event(request: Request, session: Admin, sub_id: str) -> Response:
         "duration_ms": result.duration_ms, "outcome": result.outcome})
     return await _subscription_page(request, session, sub_id, sub=sub, test_result=result,
                                     test_type=event_type, test_data=fields.get("data", ""))
+
+
+@router.post("/subscriptions/{sub_id}/options")
+async def set_options(request: Request, session: Admin, sub_id: str) -> Response:
+    fields = await form_of(request, session)
+    try:
+        options = delivery_options(fields)
+    except ValueError as exc:
+        return await _subscription_page(request, session, sub_id, status=400,
+                                        options_error=str(exc), options_form=fields)
+    await found(store_of(request).update_subscription(path_id(sub_id, "sub"), None, options))
+    audit.info("dashboard: delivery options changed", extra={
+        "key_id": session.key_id, "subscription_id": sub_id, **options})
+    return RedirectResponse(f"/ui/subscriptions/{sub_id}?done=options", status_code=303)

@@ -18,7 +18,13 @@ from ...targets import InvalidTarget, check_url, guard_for
 from ...vocabulary import DeliveryStatus
 from ..pages.deliveries import parse_time
 from ..pages.site import PageError, found, path_id, store_of
-from ..pages.subscriptions import GRACE_RULE, grace_hours, health_context, test_request
+from ..pages.subscriptions import (
+    GRACE_RULE,
+    delivery_options,
+    grace_hours,
+    health_context,
+    test_request,
+)
 from .site import Customer, Visit, change_of, log_change, may_change, render, router
 
 TYPE_FIELD = "t."  # a checked event type of the form: t.<type>=on
@@ -46,7 +52,8 @@ def endpoint_fields(form: dict[str, str]) -> dict[str, Any]:
     return {"url": form.get("url", "").strip(),
             "event_types": list(dict.fromkeys(types)) or ["*"],
             "description": form.get("description", "").strip(),
-            "headers": parse_headers(form.get("headers", ""))}
+            "headers": parse_headers(form.get("headers", "")),
+            **delivery_options(form)}
 
 
 def checked(request: Request, fields: dict[str, Any], model: type[Any]) -> dict[str, Any]:
@@ -88,7 +95,8 @@ async def _form_page(request: Request, visit: Visit, sub: dict[str, Any] | None,
     if sub is not None:  # its own types are offered too, checked
         offered += [t for t in sub["event_types"] if t not in offered]
     return render(request, "portal/endpoint_form.html", visit, status=status, sub=sub,
-                  offered=offered, **context)
+                  offered=offered,
+                  global_timeout=request.state.settings.delivery_timeout_seconds, **context)
 
 
 @router.get("/endpoints/new")
@@ -123,6 +131,7 @@ async def _endpoint_page(request: Request, visit: Visit, sub_id: str, status: in
     recent = await store.list_deliveries(visit.scope, subscription_id=sub["id"], limit=20)
     health = await health_context(store, [sub])
     return render(request, "portal/endpoint.html", visit, status=status, sub=sub,
+                  global_timeout=request.state.settings.delivery_timeout_seconds,
                   recent=recent.rows, health=health["states"][sub["id"]],
                   rate=health["rates"][sub["id"]], last_success=health["last"].get(sub["id"]),
                   **context)
