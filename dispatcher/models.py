@@ -98,6 +98,9 @@ class Subscription(SQLModel, table=True):
     retry_schedule: list[float] | None = Field(default=None,
                                                sa_column=sa.Column(sa.JSON(), nullable=True))
     timeout_seconds: int | None = None  # one attempt's deadline (null: the global one)
+    # v1 (HMAC, whsec_ secrets) or v1a (Ed25519, whsk_ private keys): a SignatureScheme.
+    signature_scheme: str = Field(default="v1", max_length=8,
+                                  sa_column_kwargs={"server_default": "v1"})
     # The rate limit's current one-second window (unix seconds) and attempts started in it.
     rate_window: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
     rate_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

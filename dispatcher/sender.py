@@ -13,7 +13,7 @@ import httpx
 
 from . import __version__
 from .clock import utcnow
-from .signing import signature_header
+from .signing import SigningKey, signature_header
 
 MAX_RESPONSE_BYTES = 4096
 USER_AGENT = f"dispatcher/{__version__}"
@@ -38,7 +38,7 @@ class Response:
 
 
 def request_headers(
-    msg_id: str, keys: list[bytes], payload: bytes, extra: dict[str, str], timestamp: int
+    msg_id: str, keys: list[SigningKey], payload: bytes, extra: dict[str, str], timestamp: int
 ) -> dict[str, str]:
     own = {name.lower() for name in OWN_HEADERS}
     return {
@@ -110,7 +110,7 @@ async def send(
     url: str,
     msg_id: str,
     payload: bytes,
-    keys: list[bytes],
+    keys: list[SigningKey],
     extra_headers: dict[str, str],
     deadline: float,
 ) -> Response:

@@ -38,3 +38,10 @@ class DisabledReason(StrEnum):
     MANUAL = "manual"
     GONE = "gone"  # the receiver answered 410
     FAILING = "failing"  # no success for DISPATCHER_DISABLE_AFTER_SECONDS
+
+
+class SignatureScheme(StrEnum):
+    """How a subscription's requests are signed (Standard Webhooks)."""
+
+    V1 = "v1"  # HMAC-SHA256 with a shared secret (whsec_)
+    V1A = "v1a"  # Ed25519: the service keeps the private key (whsk_), receivers the public (whpk_)

@@ -68,9 +68,11 @@ def test_models_and_migrations_do_not_drift(database_url):
 # --- A database filled at 0004, then upgraded to tenants (0005) -------------------------
 
 # Columns added since 0004 (tenants in 0005, a subscription's filter in 0009, its
-# retry schedule and timeout in 0010): all null.
+# retry schedule and timeout in 0010, its signature scheme in 0011): all null but the
+# scheme (v1, as every subscription was signed) and broadcast (false).
 TENANT_COLUMNS = {"api_key": {"tenant_id"}, "subscription": {
-                      "tenant_id", "filter", "retry_schedule", "timeout_seconds"},
+                      "tenant_id", "filter", "retry_schedule", "timeout_seconds",
+                      "signature_scheme"},
                   "event": {"tenant_id", "broadcast"}, "delivery": {"tenant_id"}}
 DATA_TABLES = ("api_key", "subscription", "event", "delivery", "attempt")
 
@@ -198,7 +200,9 @@ def test_a_populated_0004_database_upgrades_to_tenants_and_keeps_working(databas
                 == before[table], table
             for row in after[table]:
                 assert set(row) - set(before[table][0]) == added, table
-                assert all(row[c] is None for c in added - {"broadcast"}), row
+                assert all(row[c] is None for c in added - {"broadcast", "signature_scheme"}
+                           ), row
+                assert row.get("signature_scheme", "v1") == "v1", row
         assert [bool(r["broadcast"]) for r in after["event"]] == [False] * 3
         assert scalar(url, "SELECT count(*) FROM tenant") == 0
 
@@ -287,8 +291,9 @@ def test_a_populated_0004_database_upgrades_to_tenants_and_keeps_working(databas
     assert scalar(url, "SELECT version_num FROM alembic_version") == migrate.head()
     assert {t: scalar(url, f"SELECT count(*) FROM {t}") for t in DATA_TABLES} == counts
     for table, added in TENANT_COLUMNS.items():
-        for column in added - {"broadcast"}:
+        for column in added - {"broadcast", "signature_scheme"}:
             assert scalar(url, f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL") == 0
+    assert scalar(url, "SELECT count(*) FROM subscription WHERE signature_scheme <> 'v1'") == 0
     assert scalar(url, "SELECT count(*) FROM delivery WHERE status = 'succeeded'") == 5
     with AppServer(_settings(url)) as server, httpx.Client(
             base_url=server.url, timeout=30,

@@ -269,3 +269,55 @@ def test_extra_headers_never_override_standard_headers(name):
     for reserved in RESERVED:
         assert on_the_wire.get_list(reserved) == [clean[reserved]], reserved
     assert Webhook(secret).verify(payload, headers) == json.loads(payload)
+
+
+# ---- v1a: Ed25519 -------------------------------------------------------------------------
+
+def _seed(n: int = 32) -> bytes:
+    return bytes(range(n))
+
+
+def test_a_v1a_key_is_shown_as_its_public_key():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from dispatcher.signing import scheme_of, shown
+
+    private = Ed25519PrivateKey.from_private_bytes(_seed())
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    whsk = "whsk_" + base64.b64encode(_seed()).decode()
+    assert shown(whsk) == "whpk_" + base64.b64encode(public).decode()
+    assert shown("whsec_abc") == "whsec_abc"  # a shared secret is what receivers use
+    assert (scheme_of(whsk), scheme_of("whsec_abc")) == ("v1a", "v1")
+    fresh = generate_secret("v1a")
+    assert fresh.startswith("whsk_") and len(base64.b64decode(fresh[5:])) == 32
+    assert generate_secret("v1").startswith("whsec_")
+
+
+@pytest.mark.parametrize("secret, says", [
+    ("whsk_" + base64.b64encode(_seed(31)).decode(), "32 bytes"),
+    ("whsk_" + base64.b64encode(_seed(33)).decode(), "32 bytes"),
+    ("whsk_" + base64.b64encode(_seed(64)).decode(), "must end with the public key"),
+    ("whsk_not base64!", "followed by base64"),
+    ("whpk_" + base64.b64encode(_seed()).decode(), "must start with"),
+])
+def test_secret_key_rejects_bad_v1a_keys(secret, says):
+    with pytest.raises(ValueError, match=says):
+        secret_key(secret)
+
+
+def test_v1a_signature_verifies_with_cryptography_and_only_with_its_key():
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = secret_key("whsk_" + base64.b64encode(_seed()).decode())
+    sig = signature(key, "msg_1", 1_700_000_000, b'{"a":1}')
+    version, _, value = sig.partition(",")
+    assert version == "v1a"
+    public = Ed25519PrivateKey.from_private_bytes(_seed()).public_key()
+    public.verify(base64.b64decode(value), b'msg_1.1700000000.{"a":1}')
+    with pytest.raises(InvalidSignature):
+        public.verify(base64.b64decode(value), b'msg_1.1700000000.{"a":2}')
+    other = Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key()
+    with pytest.raises(InvalidSignature):
+        other.verify(base64.b64decode(value), b'msg_1.1700000000.{"a":1}')

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from .. import ids
 from ..clock import rfc3339
-from ..signing import secret_key
+from ..signing import SigningKey, secret_key
 from ..vocabulary import AttemptOutcome, DeliveryStatus, Role, Trigger
 
 # A delivery still to be sent (or to be sent once its subscription is enabled again).
@@ -140,7 +140,7 @@ class Job:
     resume_status: str | None  # a manual attempt's: the status to go back to unless it succeeds
     url: str
     headers: dict[str, str]
-    keys: list[bytes]
+    keys: list[SigningKey]
     payload: bytes
     rate_limit: int | None = None  # the subscription's rate_limit_per_second
     failing_since: datetime | None = None  # the subscription's, when claimed
@@ -211,9 +211,9 @@ def same_request(payload: bytes, event_type: str, data: Any) -> bool:
                 and canonical_json(stored["data"]) == canonical_json(data))
 
 
-def valid_keys(secret_list: Sequence[dict[str, Any]], now: datetime) -> list[bytes]:
+def valid_keys(secret_list: Sequence[dict[str, Any]], now: datetime) -> list[SigningKey]:
     """The signing keys in force at ``now``: the newest, and older ones in their grace."""
-    keys = []
+    keys: list[SigningKey] = []
     for entry in secret_list:
         expires = entry.get("expires_at")
         if expires is None or datetime.fromisoformat(expires) > now:

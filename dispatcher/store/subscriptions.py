@@ -11,12 +11,25 @@ import sqlalchemy as sa
 from .. import ids
 from ..clock import utcnow
 from ..models import delivery_table, subscription_table
-from ..signing import generate_secret
-from ..vocabulary import DeliveryStatus, DisabledReason
+from ..signing import generate_secret, scheme_of
+from ..vocabulary import DeliveryStatus, DisabledReason, SignatureScheme
 from .base import StoreBase
 from .health import hold_pending
 from .rows import OPEN_STATUSES, Conflict, Invalid, NotFound, Page, Scope, row_dict
 from .tenants import lock_tenant
+
+
+def secret_of_scheme(secret: str | None, scheme: str) -> str:
+    """``secret``, or a new one, for a subscription signed with ``scheme``; Invalid when a
+    given secret is of the other scheme."""
+    if secret is None:
+        return generate_secret(scheme)
+    if scheme_of(secret) != scheme:
+        wanted = ("an Ed25519 private key, whsk_…" if scheme == SignatureScheme.V1A
+                  else "a shared secret, whsec_…")
+        raise Invalid("validation_error", f"secret: a {scheme} subscription's secret is "
+                      f"{wanted}")
+    return secret
 
 
 class Subscriptions(StoreBase):
@@ -28,6 +41,7 @@ class Subscriptions(StoreBase):
         subscriptions of the tenant, or else of the key."""
         now = utcnow()
         tenant_id = fields.get("tenant_id")
+        scheme = fields.get("signature_scheme") or SignatureScheme.V1
         row = {
             "id": ids.new_id("sub"),
             "owner": owner,
@@ -36,8 +50,9 @@ class Subscriptions(StoreBase):
             "event_types": fields.get("event_types") or ["*"],
             "headers": fields.get("headers") or {},
             "description": fields.get("description") or "",
-            "secrets": self._sealed(
-                [{"secret": fields.get("secret") or generate_secret(), "expires_at": None}]),
+            "secrets": self._sealed([{"secret": secret_of_scheme(fields.get("secret"), scheme),
+                                      "expires_at": None}]),
+            "signature_scheme": scheme,
             "enabled": fields.get("enabled", True),
             "disabled_reason": None if fields.get("enabled", True) else DisabledReason.MANUAL,
             "rate_limit_per_second": fields.get("rate_limit_per_second"),
@@ -108,9 +123,11 @@ class Subscriptions(StoreBase):
             if "tenant_id" in values and values.pop("tenant_id") != current.tenant_id:
                 raise Invalid("tenant_immutable", "tenant_id: a subscription's tenant cannot "
                               "change; make a new subscription for the other tenant")
-            if "secret" in values:
-                values["secrets"] = self._sealed(
-                    [{"secret": values.pop("secret"), "expires_at": None}])
+            scheme = values.get("signature_scheme") or current.signature_scheme
+            if "secret" in values or scheme != current.signature_scheme:
+                # A new scheme takes a new key at once: the old one cannot sign for it.
+                secret = secret_of_scheme(values.pop("secret", None), scheme)
+                values["secrets"] = self._sealed([{"secret": secret, "expires_at": None}])
             if "enabled" in values:
                 if values["enabled"] and not current.enabled:
                     values["disabled_reason"] = None
@@ -169,8 +186,8 @@ class Subscriptions(StoreBase):
                 if e["expires_at"] is not None and datetime.fromisoformat(e["expires_at"]) > now
             ]
             previous = {"secret": current.secrets[0]["secret"], "expires_at": expires}
-            fresh = self._sealed([{"secret": new_secret or generate_secret(),
-                                   "expires_at": None}])[0]
+            fresh = self._sealed([{"secret": secret_of_scheme(
+                new_secret, current.signature_scheme), "expires_at": None}])[0]
             listed = [fresh] + ([previous] if grace_seconds > 0 else []) + kept
             await conn.execute(
                 sa.update(s).where(s.c.id == sub_id).values(secrets=listed, updated_at=now)

@@ -47,8 +47,9 @@ EVENT_TYPES_TEXT = ("the event types this subscription receives: exact types ('i
 SUB_DESCRIPTION_TEXT = "a note for people, at most 1,000 characters"
 HEADERS_TEXT = ("extra HTTP headers sent with every delivery (at most 20); not the ones "
                 "dispatcher sets itself (webhook-*, content-type, host, …)")
-SECRET_TEXT = ("the signing secret: whsec_ + base64 of 24 to 64 bytes; generated when "
-               "left out")
+SECRET_TEXT = ("the signing secret: for v1, whsec_ + base64 of 24 to 64 bytes; for v1a, an "
+               "Ed25519 private key, whsk_ + base64 of its 32-byte seed (the answer then shows "
+               "its public key, whpk_…); generated when left out")
 ENABLED_TEXT = "false holds new deliveries (held) until it is enabled again"
 RATE_TEXT = "at most this many delivery attempts per second to it, over all workers; null: no limit"
 

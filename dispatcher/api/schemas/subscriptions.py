@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from ...event_types import TYPE_MAX_LENGTH
-from ...vocabulary import AttemptOutcome, DisabledReason
+from ...signing import shown
+from ...vocabulary import AttemptOutcome, DisabledReason, SignatureScheme
 from .common import (
     ATTEMPT_ERROR_TEXT,
     DURATION_TEXT,
@@ -53,6 +54,10 @@ SCHEDULE_TEXT = ("1 to 20 delays in seconds (each over 0 and at most 604,800, 7 
                  "delay; null: the global schedule")
 TIMEOUT_TEXT = ("the deadline of one attempt to it, 1 to 60 seconds; null: "
                 "DISPATCHER_DELIVERY_TIMEOUT_SECONDS")
+SCHEME_TEXT = ("how requests are signed (Standard Webhooks): v1, HMAC-SHA256 with the shared "
+               "secret (whsec_); v1a, Ed25519, verified with the public key (whpk_) shown as "
+               "secret while the private key stays in the service")
+Scheme = Literal[SignatureScheme.V1, SignatureScheme.V1A]
 MAX_DELAY_SECONDS = 7 * 86_400
 Delay = Annotated[float, Field(gt=0, le=MAX_DELAY_SECONDS, allow_inf_nan=False)]
 Schedule = Annotated[list[Delay], Field(min_length=1, max_length=20)]
@@ -98,6 +103,7 @@ class SubscriptionIn(_SubscriptionChecks):
                                             examples=[[10, 60, 600, 3600]])
     timeout_seconds: int | None = Field(default=None, ge=1, le=60, description=TIMEOUT_TEXT,
                                         examples=[30])
+    signature_scheme: Scheme = Field(default=SignatureScheme.V1, description=SCHEME_TEXT)
     tenant_id: TenantId | None = Field(
         default=None, description="the tenant it belongs to, which must exist (admin keys; a "
         "key scoped to a tenant makes its tenant's); it cannot change later; left out: the "
@@ -140,6 +146,9 @@ class SubscriptionPatch(_SubscriptionChecks):
                                             examples=[[10, 60, 600, 3600]])
     timeout_seconds: int | None = Field(default=None, ge=1, le=60, examples=[30],
                                         description=TIMEOUT_TEXT + "; left out: unchanged")
+    signature_scheme: Scheme | None = not_null(
+        SCHEME_TEXT + "; a change makes a new key of the new scheme at once (no grace "
+        "period), unless secret gives one")
     tenant_id: TenantId | None = Field(
         default=None, description="cannot change: only its present value is taken (422 "
         "otherwise); left out: unchanged")
@@ -152,8 +161,9 @@ class SubscriptionOut(BaseModel):
                                    examples=[["invoice.paid", "customer.*"]])
     description: str = Field(description=SUB_DESCRIPTION_TEXT, examples=["billing sync"])
     headers: dict[str, str] = Field(description=HEADERS_TEXT, examples=[{"X-Team": "billing"}])
-    secret: str = Field(description="the newest signing secret (whsec_…): verify deliveries "
-                                    "with it", examples=[EXAMPLE_SECRET])
+    secret: str = Field(description="what to verify deliveries with: the newest signing "
+                                    "secret (whsec_…) for v1, the newest public key (whpk_…) "
+                                    "for v1a", examples=[EXAMPLE_SECRET])
     enabled: bool = Field(description="whether deliveries go out to it now")
     disabled_reason: Literal[DisabledReason.MANUAL, DisabledReason.GONE,
                              DisabledReason.FAILING] | None = Field(
@@ -165,6 +175,7 @@ class SubscriptionOut(BaseModel):
     retry_schedule: list[float] | None = Field(description=SCHEDULE_TEXT,
                                                examples=[[10, 60, 600, 3600]])
     timeout_seconds: int | None = Field(description=TIMEOUT_TEXT, examples=[30])
+    signature_scheme: Scheme = Field(description=SCHEME_TEXT)
     tenant_id: str | None = Field(description=TENANT_TEXT, examples=["acme-corp"])
     created_at: datetime = Field(description="when it was created (UTC)",
                                  examples=[EXAMPLE_TIME])
@@ -174,7 +185,7 @@ class SubscriptionOut(BaseModel):
     @classmethod
     def of(cls, row: dict[str, Any]) -> SubscriptionOut:
         return cls(**{k: row[k] for k in cls.model_fields if k != "secret"},
-                   secret=row["secrets"][0]["secret"])
+                   secret=shown(row["secrets"][0]["secret"]))
 
 
 class RotateIn(Strict):

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader
 from ... import ids
 from ...clock import as_utc, utcnow
 from ...health import Rate
+from ...signing import shown
 from ...store import NotFound, Store
 from ...vocabulary import DeliveryStatus
 from ..session import COOKIE, Session, csrf_ok, key_id_of, open_session
@@ -100,7 +101,9 @@ templates = Environment(
     trim_blocks=True, lstrip_blocks=True,
 )
 templates.filters.update(when=_when, ago=_ago, span=_span, percent=_percent,
-                         seconds=_seconds, seconds_number=_seconds_number)
+                         seconds=_seconds, seconds_number=_seconds_number,
+                         # a whsec_ secret, or a whsk_ key's public key: never a private key
+                         shown_secret=shown)
 # Templates compare statuses with the vocabulary's members, as the code does.
 templates.globals["Status"] = DeliveryStatus
 
