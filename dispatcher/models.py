@@ -101,6 +101,11 @@ class Subscription(SQLModel, table=True):
     # v1 (HMAC, whsec_ secrets) or v1a (Ed25519, whsk_ private keys): a SignatureScheme.
     signature_scheme: str = Field(default="v1", max_length=8,
                                   sa_column_kwargs={"server_default": "v1"})
+    # One delivery at a time, in event order (store/ordering.py).
+    ordered: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # The last sequence number its deliveries were given (ordered ones only).
+    next_sequence: int = Field(default=0, sa_column=sa.Column(
+        sa.BigInteger(), nullable=False, server_default="0"))
     # The rate limit's current one-second window (unix seconds) and attempts started in it.
     rate_window: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
     rate_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
@@ -141,6 +146,17 @@ class Delivery(SQLModel, table=True):
           for name, where in (
               ("ix_delivery_due_first", f"status = '{DeliveryStatus.PENDING}' AND attempts = 0"),
               ("ix_delivery_due_retry", f"status = '{DeliveryStatus.PENDING}' AND attempts > 0"))),
+        # An ordered subscription's pending deliveries (store/ordering.py): the due head,
+        # and those waiting behind it, in sequence order.
+        *(sa.Index(name, "subscription_id", *columns, sqlite_where=sa.text(where),
+                   postgresql_where=sa.text(where))
+          for name, columns, where in (
+              ("ix_delivery_ordered_due", (),
+               f"status = '{DeliveryStatus.PENDING}' AND sequence IS NOT NULL "
+               "AND next_attempt_at IS NOT NULL"),
+              ("ix_delivery_ordered_waiting", ("sequence",),
+               f"status = '{DeliveryStatus.PENDING}' AND sequence IS NOT NULL "
+               "AND next_attempt_at IS NULL"))),
         sa.Index("ix_delivery_status_id", "status", "id"),
         sa.Index("ix_delivery_subscription_id", "subscription_id", "id"),
         sa.Index("ix_delivery_event_id", "event_id", "id"),
@@ -165,6 +181,8 @@ class Delivery(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=64)
     last_status_code: int | None = None
     last_error: str | None = Field(default=None, max_length=1000)
+    # Its place among an ordered subscription's deliveries (dispatcher-sequence); else null.
+    sequence: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

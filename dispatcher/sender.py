@@ -17,6 +17,7 @@ from .signing import SigningKey, signature_header
 
 MAX_RESPONSE_BYTES = 4096
 USER_AGENT = f"dispatcher/{__version__}"
+SEQUENCE_HEADER = "dispatcher-sequence"  # an ordered subscription's N (store/ordering.py)
 OWN_HEADERS = ("content-type", "user-agent", "webhook-id", "webhook-timestamp",
                "webhook-signature")
 

@@ -30,7 +30,7 @@ from .pacing import FRESH_SECONDS, SLOW_SECONDS, retries_per_claim
 from .policy import Outcome, Policies, RetryPolicy, delivery_after, parse_retry_after
 from .recorder import MAX_BACKOFF_SECONDS, Recorder
 from .retention import prune_every
-from .sender import send
+from .sender import SEQUENCE_HEADER, send
 from .slots import Slots
 from .store import AttemptRecord, Job, WorkQueue
 from .vocabulary import AttemptOutcome, DeliveryStatus
@@ -280,7 +280,9 @@ class Worker:
 
     async def _attempt_and_queue(self, job: Job) -> None:
         response = await send(
-            self.client, job.url, job.event_id, job.payload, job.keys, job.headers,
+            self.client, job.url, job.event_id, job.payload, job.keys,
+            job.headers if job.sequence is None
+            else job.headers | {SEQUENCE_HEADER: str(job.sequence)},
             job.timeout or self.settings.delivery_timeout_seconds,
         )
         now = utcnow()

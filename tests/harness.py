@@ -67,6 +67,9 @@ class Receiver:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The status line and headers go out before the body, in two writes: without
+            # TCP_NODELAY the body waited for the client's delayed ACK, 40 ms an answer.
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("content-length") or 0)

@@ -68,12 +68,13 @@ def test_models_and_migrations_do_not_drift(database_url):
 # --- A database filled at 0004, then upgraded to tenants (0005) -------------------------
 
 # Columns added since 0004 (tenants in 0005, a subscription's filter in 0009, its
-# retry schedule and timeout in 0010, its signature scheme in 0011): all null but the
-# scheme (v1, as every subscription was signed) and broadcast (false).
+# retry schedule and timeout in 0010, its signature scheme in 0011, ordering in 0012): all
+# null but NOT_NULL_ADDED (v1, as every subscription was signed; false; 0).
 TENANT_COLUMNS = {"api_key": {"tenant_id"}, "subscription": {
                       "tenant_id", "filter", "retry_schedule", "timeout_seconds",
-                      "signature_scheme"},
-                  "event": {"tenant_id", "broadcast"}, "delivery": {"tenant_id"}}
+                      "signature_scheme", "ordered", "next_sequence"},
+                  "event": {"tenant_id", "broadcast"}, "delivery": {"tenant_id", "sequence"}}
+NOT_NULL_ADDED = {"broadcast", "signature_scheme", "ordered", "next_sequence"}
 DATA_TABLES = ("api_key", "subscription", "event", "delivery", "attempt")
 
 
@@ -200,9 +201,9 @@ def test_a_populated_0004_database_upgrades_to_tenants_and_keeps_working(databas
                 == before[table], table
             for row in after[table]:
                 assert set(row) - set(before[table][0]) == added, table
-                assert all(row[c] is None for c in added - {"broadcast", "signature_scheme"}
-                           ), row
+                assert all(row[c] is None for c in added - NOT_NULL_ADDED), row
                 assert row.get("signature_scheme", "v1") == "v1", row
+                assert not row.get("ordered") and not row.get("next_sequence"), row
         assert [bool(r["broadcast"]) for r in after["event"]] == [False] * 3
         assert scalar(url, "SELECT count(*) FROM tenant") == 0
 
@@ -291,7 +292,7 @@ def test_a_populated_0004_database_upgrades_to_tenants_and_keeps_working(databas
     assert scalar(url, "SELECT version_num FROM alembic_version") == migrate.head()
     assert {t: scalar(url, f"SELECT count(*) FROM {t}") for t in DATA_TABLES} == counts
     for table, added in TENANT_COLUMNS.items():
-        for column in added - {"broadcast", "signature_scheme"}:
+        for column in added - NOT_NULL_ADDED:
             assert scalar(url, f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL") == 0
     assert scalar(url, "SELECT count(*) FROM subscription WHERE signature_scheme <> 'v1'") == 0
     assert scalar(url, "SELECT count(*) FROM delivery WHERE status = 'succeeded'") == 5

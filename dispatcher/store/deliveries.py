@@ -19,6 +19,7 @@ from ..models import (
     subscription_table,
 )
 from ..vocabulary import DeliveryStatus, Trigger
+from . import ordering
 from .base import StoreBase
 from .rows import (
     Conflict,
@@ -146,6 +147,8 @@ class Deliveries(StoreBase):
                         updated_at=now,
                     )
                 )
+                # An ordered subscription's takes its place: after the one in flight.
+                await conn.run_sync(ordering.settle, [row.subscription_id], now)
                 await self.db.announce(conn)
             row = (await conn.execute(stmt)).one()
         self.wakeup.notify()
@@ -154,7 +157,7 @@ class Deliveries(StoreBase):
     def _replay_query(self, f: DeliveryFilter) -> sa.Select[Any]:
         d, s = delivery_table, subscription_table
         stmt = (
-            sa.select(d.c.id, s.c.enabled)
+            sa.select(d.c.id, s.c.enabled, d.c.subscription_id, s.c.ordered)
             .join(s, s.c.id == d.c.subscription_id)
             .where(d.c.status == f.status, s.c.deleted_at.is_(None))
         )
@@ -207,6 +210,10 @@ class Deliveries(StoreBase):
                                     resume_status=None, resume_at=None, lease_until=None,
                                     lease_owner=None,
                                     updated_at=now))).rowcount
+                # An ordered subscription's replayed deliveries go in order, one at a time.
+                ordered = {r.subscription_id for r in found if r.ordered and r.enabled}
+                if ordered:
+                    await conn.run_sync(ordering.settle, ordered, now)
                 await self.db.announce(conn)
             self.wakeup.notify()
             # Counted as changed: a row another request moved on meanwhile is not replayed.

@@ -19,10 +19,12 @@ from ..clock import utcnow
 from ..database import Database
 from ..models import api_key_table, delivery_table, event_table, subscription_table
 from ..vocabulary import Trigger
+from . import ordering
 from .base import StoreBase
 from .batching import DriverInsert, GroupCommit
 from .fan_out import (
     DELIVERY_COLUMNS,
+    EVERYONE,
     Chosen,
     _insert_deliveries,
     audience_of,
@@ -31,6 +33,7 @@ from .fan_out import (
     fan_out,
     live_subscriptions,
     matching,
+    sequenced,
     tenants_to_lock,
 )
 from .rows import (
@@ -249,7 +252,9 @@ class Events(StoreBase):
         if events:
             event_insert.execute(conn, events)
         if deliveries:
+            deliveries, ordered = sequenced(conn, deliveries, audiences[EVERYONE])
             delivery_insert.execute(conn, deliveries)
+            ordering.settle(conn, ordered, utcnow())
             self.db.announce_sync(conn)
         return results, live
 
@@ -321,6 +326,6 @@ class Events(StoreBase):
                 subs = matching(subs, event.type).for_event(
                     functools.partial(json.loads, event.payload))
             rows = fan_out(event.id, event.type, subs, now, Trigger.REPLAY)
-            await _insert_deliveries(self.db, conn, rows)
+            await _insert_deliveries(self.db, conn, rows, subs, now)
         self.wakeup.notify()
         return len(rows)

@@ -22,12 +22,15 @@ from .. import event_types, filters, ids
 from ..database import Database
 from ..models import delivery_table, subscription_table
 from ..vocabulary import DeliveryStatus, Trigger
+from . import ordering
 from .rows import EventRow
 from .tenants import ALL_TENANTS
 
 DELIVERY_COLUMNS = ("id", "event_id", "event_type", "subscription_id", "tenant_id", "status",
-                    "attempts", "retry_base", "next_trigger", "next_attempt_at", "created_at",
-                    "updated_at")
+                    "attempts", "retry_base", "next_trigger", "next_attempt_at", "sequence",
+                    "created_at", "updated_at")
+SUB_AT, SEQUENCE_AT, DUE_AT, CREATED_AT, STATUS_AT = (DELIVERY_COLUMNS.index(c) for c in (
+    "subscription_id", "sequence", "next_attempt_at", "created_at", "status"))
 # What an event of no tenant is keyed by in fan-out's dicts (broadcasts by this marker).
 EVERYONE = object()
 
@@ -38,7 +41,7 @@ def live_subscriptions() -> sa.Select[Any]:
     statements of the ingest path are: store/claims.py says why)."""
     s = subscription_table
     # The filter as its stored text: compiled once per process (filters.compiled_text).
-    return sa.select(s.c.id, s.c.event_types, s.c.enabled, s.c.tenant_id,
+    return sa.select(s.c.id, s.c.event_types, s.c.enabled, s.c.tenant_id, s.c.ordered,
                      sa.cast(s.c.filter, sa.Text).label("filter")).where(
         s.c.deleted_at.is_(None))
 
@@ -121,16 +124,46 @@ def matching(subs: Sequence[Any], event_type: str) -> Chosen:
 
 def fan_out(event_id: str, event_type: str, subs: Sequence[Any], at: Any,
             trigger: Trigger) -> list[tuple[Any, ...]]:
-    """One new delivery per subscription of ``subs`` (rows with ``id``, ``tenant_id`` and
-    ``enabled``), in the order of ``DELIVERY_COLUMNS``: pending and due at ``at``, or held
-    for a disabled subscription; each carries its subscription's tenant. ``at`` is only
-    stored as times, so it may be a time already bound for the driver
-    (``DriverInsert.bind``)."""
+    """One new delivery per subscription of ``subs`` (rows with ``id``, ``tenant_id``,
+    ``enabled`` and ``ordered``), in the order of ``DELIVERY_COLUMNS``: pending and due at
+    ``at``, or held for a disabled subscription; each carries its subscription's tenant.
+    An ordered subscription's waits, undue and unnumbered: ``sequenced`` numbers them and
+    ``ordering.settle`` makes its head due. ``at`` is only stored as times, so it may be a
+    time already bound for the driver (``DriverInsert.bind``)."""
     # Plain text, as the driver takes it: no adapter lookup per row.
     pending, held, why = DeliveryStatus.PENDING.value, DeliveryStatus.HELD.value, trigger.value
     return [(ids.new_id("dlv"), event_id, event_type, sub.id, sub.tenant_id,
-             pending if sub.enabled else held, 0, 0, why, at if sub.enabled else None, at, at)
+             pending if sub.enabled else held, 0, 0, why,
+             at if sub.enabled and not sub.ordered else None, None, at, at)
             for sub in subs]
+
+
+def ordered_in(values: Sequence[tuple[Any, ...]], subs: Iterable[Any]) -> dict[str, int]:
+    """How many of the new deliveries ``values`` each ordered subscription of ``subs`` has."""
+    ordered = {sub.id for sub in subs if sub.ordered}
+    counts: dict[str, int] = {}
+    for row in values:
+        if row[SUB_AT] in ordered:
+            counts[row[SUB_AT]] = counts.get(row[SUB_AT], 0) + 1
+    return counts
+
+
+def sequenced(conn: sa.Connection, values: list[tuple[Any, ...]], subs: Iterable[Any]
+              ) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """``values`` with the deliveries of ordered subscriptions numbered (their rows locked
+    till the transaction ends), and those subscriptions, to ``settle`` once inserted."""
+    counts = ordered_in(values, subs)
+    if not counts:
+        return values, []
+    ordered = ordering.ordered_among(conn, counts)
+    firsts = ordering.take_sequences(conn, {sub: counts[sub] for sub in ordered})
+    # One made unordered since the audience was read: its deliveries are due as any.
+    plain = set(counts) - set(ordered)
+    pending = DeliveryStatus.PENDING.value
+    values = [(*row[:DUE_AT], row[CREATED_AT], *row[DUE_AT + 1:])
+              if row[SUB_AT] in plain and row[DUE_AT] is None and row[STATUS_AT] == pending
+              else row for row in values]
+    return ordering.numbered(values, firsts, SUB_AT, SEQUENCE_AT), ordered
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +171,7 @@ class _Sub:
     id: str
     enabled: bool
     tenant_id: str | None = None
+    ordered: bool = False
 
 
 def _delivery_row(event_id: str, event_type: str, sub_id: str, enabled: bool, now: datetime,
@@ -149,9 +183,13 @@ def _delivery_row(event_id: str, event_type: str, sub_id: str, enabled: bool, no
 
 
 async def _insert_deliveries(db: Database, conn: AsyncConnection,
-                             values: list[tuple[Any, ...]]) -> None:
-    """``fan_out``'s deliveries, inserted in an async transaction that then announces them."""
+                             values: list[tuple[Any, ...]], subs: Sequence[Any],
+                             now: datetime) -> None:
+    """``fan_out``'s deliveries to ``subs``, numbered where ordered, inserted in an async
+    transaction that then announces them."""
     if values:
+        values, ordered = await conn.run_sync(sequenced, values, subs)
         await conn.execute(sa.insert(delivery_table),
                            [dict(zip(DELIVERY_COLUMNS, v, strict=True)) for v in values])
+        await conn.run_sync(ordering.settle, ordered, now)
         await db.announce(conn)

@@ -18,6 +18,7 @@ from ..clock import utcnow
 from ..health import Attempted, after_attempts
 from ..models import attempt_table, delivery_table, subscription_table
 from ..vocabulary import DeliveryStatus, Trigger
+from . import ordering
 from .base import StoreBase
 from .claims import PAYLOADS, TARGETS, claim_params, claim_shape, claim_statement, soonest_due
 from .health import settle_streaks
@@ -171,6 +172,7 @@ class Queue(StoreBase):
                 retry_schedule=None if sub.retry_schedule is None
                 else tuple(sub.retry_schedule),
                 timeout=sub.timeout_seconds,
+                sequence=r.sequence,
             )
             # First attempts first, as the claim chose them; each lane in due order.
             for r in sorted(claimed, key=lambda r: (r.attempts > 0, r.next_attempt_at))
@@ -203,6 +205,13 @@ class Queue(StoreBase):
                 (_move(r) | {"b_owner": owner, "b_now": now} for r in records),
                 key=lambda move: move["b_id"]))
             await settle_streaks(conn, streaks, retried, now)
+            # An ordered subscription's head that finished (or was held): the next one is due.
+            ordered = {r.job.subscription_id for r in records if r.job.sequence is not None}
+            promoted = await conn.run_sync(ordering.settle, ordered, now) if ordered else 0
+            if promoted:
+                await self.db.announce(conn)
+        if promoted:
+            self.wake()  # this process's workers too: the next head is due now
 
     async def take_tokens(self, sub_id: str, want: int, limit: int, second: int) -> int:
         """Start up to ``want`` attempts in the one-second window ``second``, shared by every

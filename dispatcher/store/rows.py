@@ -147,6 +147,7 @@ class Job:
     resume_at: datetime | None = None  # a manual attempt's: the pending delivery's due time
     retry_schedule: tuple[float, ...] | None = None  # the subscription's own, if any
     timeout: float | None = None  # the subscription's timeout_seconds, if any
+    sequence: int | None = None  # its place among an ordered subscription's deliveries
 
     @property
     def paced(self) -> bool:

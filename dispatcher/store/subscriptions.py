@@ -13,6 +13,7 @@ from ..clock import utcnow
 from ..models import delivery_table, subscription_table
 from ..signing import generate_secret, scheme_of
 from ..vocabulary import DeliveryStatus, DisabledReason, SignatureScheme
+from . import ordering
 from .base import StoreBase
 from .health import hold_pending
 from .rows import OPEN_STATUSES, Conflict, Invalid, NotFound, Page, Scope, row_dict
@@ -53,6 +54,7 @@ class Subscriptions(StoreBase):
             "secrets": self._sealed([{"secret": secret_of_scheme(fields.get("secret"), scheme),
                                       "expires_at": None}]),
             "signature_scheme": scheme,
+            "ordered": bool(fields.get("ordered")),
             "enabled": fields.get("enabled", True),
             "disabled_reason": None if fields.get("enabled", True) else DisabledReason.MANUAL,
             "rate_limit_per_second": fields.get("rate_limit_per_second"),
@@ -120,6 +122,7 @@ class Subscriptions(StoreBase):
             if current is None:
                 raise NotFound(sub_id)
             values = dict(changes)
+            settle = False  # whether an ordered subscription's head may have changed
             if "tenant_id" in values and values.pop("tenant_id") != current.tenant_id:
                 raise Invalid("tenant_immutable", "tenant_id: a subscription's tenant cannot "
                               "change; make a new subscription for the other tenant")
@@ -137,15 +140,29 @@ class Subscriptions(StoreBase):
                     await conn.execute(
                         sa.update(d)
                         .where(d.c.subscription_id == sub_id, d.c.status == DeliveryStatus.HELD)
-                        .values(status=DeliveryStatus.PENDING, next_attempt_at=d.c.created_at,
+                        .values(status=DeliveryStatus.PENDING,
+                                # An ordered one's wait behind their head (settled below).
+                                next_attempt_at=sa.case((d.c.sequence.is_(None),
+                                                         d.c.created_at)),
                                 retry_base=d.c.attempts, updated_at=now)
                     )
+                    settle = True
                     await self.db.announce(conn)
                 elif not values["enabled"] and current.enabled:
                     values["disabled_reason"] = DisabledReason.MANUAL
                     await hold_pending(conn, [sub_id], now)
+            if values.get("ordered") is False and current.ordered:
+                # No longer ordered: those waiting behind the head are all due now.
+                await conn.execute(
+                    sa.update(d)
+                    .where(d.c.subscription_id == sub_id, d.c.status == DeliveryStatus.PENDING,
+                           d.c.sequence.is_not(None), d.c.next_attempt_at.is_(None))
+                    .values(next_attempt_at=d.c.created_at, updated_at=now))
+                await self.db.announce(conn)
             values["updated_at"] = now
             await conn.execute(sa.update(s).where(s.c.id == sub_id).values(**values))
+            if settle:
+                await conn.run_sync(ordering.settle, [sub_id], now)
             row = (await conn.execute(sa.select(s).where(s.c.id == sub_id))).one()
         self.wakeup.notify()
         return self._opened(row_dict(row))

@@ -32,7 +32,7 @@ from ..schemas import (
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"],
                    route_class=StrictQueryRoute)
-NOT_NULL = ("url", "event_types", "headers", "enabled", "signature_scheme")
+NOT_NULL = ("url", "event_types", "headers", "enabled", "signature_scheme", "ordered")
 SubId = Annotated[str, path_id("sub")]
 INVALID_URL = ("validation_error, invalid_url: a URL that may not be used, or "
                "invalid_filter: a filter that breaks the rules (the place is named)")

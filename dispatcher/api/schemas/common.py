@@ -24,6 +24,7 @@ HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 RESERVED_HEADERS = {
     "content-type", "content-length", "host", "user-agent", "transfer-encoding",
     "connection", "webhook-id", "webhook-timestamp", "webhook-signature", "te", "upgrade",
+    "dispatcher-sequence",
 }
 MAX_HEADERS = 20
 MAX_EVENT_TYPES = 100

@@ -57,6 +57,10 @@ TIMEOUT_TEXT = ("the deadline of one attempt to it, 1 to 60 seconds; null: "
 SCHEME_TEXT = ("how requests are signed (Standard Webhooks): v1, HMAC-SHA256 with the shared "
                "secret (whsec_); v1a, Ed25519, verified with the public key (whpk_) shown as "
                "secret while the private key stays in the service")
+ORDERED_TEXT = ("true: its deliveries are sent one at a time, in the order their events were "
+                "accepted, across all workers; the next waits until the one before succeeded "
+                "or failed for good (a failing one holds the rest back), and each request "
+                "carries dispatcher-sequence: N")
 Scheme = Literal[SignatureScheme.V1, SignatureScheme.V1A]
 MAX_DELAY_SECONDS = 7 * 86_400
 Delay = Annotated[float, Field(gt=0, le=MAX_DELAY_SECONDS, allow_inf_nan=False)]
@@ -104,6 +108,7 @@ class SubscriptionIn(_SubscriptionChecks):
     timeout_seconds: int | None = Field(default=None, ge=1, le=60, description=TIMEOUT_TEXT,
                                         examples=[30])
     signature_scheme: Scheme = Field(default=SignatureScheme.V1, description=SCHEME_TEXT)
+    ordered: bool = Field(default=False, description=ORDERED_TEXT)
     tenant_id: TenantId | None = Field(
         default=None, description="the tenant it belongs to, which must exist (admin keys; a "
         "key scoped to a tenant makes its tenant's); it cannot change later; left out: the "
@@ -149,6 +154,9 @@ class SubscriptionPatch(_SubscriptionChecks):
     signature_scheme: Scheme | None = not_null(
         SCHEME_TEXT + "; a change makes a new key of the new scheme at once (no grace "
         "period), unless secret gives one")
+    ordered: bool | None = not_null(
+        ORDERED_TEXT + "; made false, those waiting are all sent at once; made true, "
+        "deliveries made before are sent as they would have been")
     tenant_id: TenantId | None = Field(
         default=None, description="cannot change: only its present value is taken (422 "
         "otherwise); left out: unchanged")
@@ -176,6 +184,7 @@ class SubscriptionOut(BaseModel):
                                                examples=[[10, 60, 600, 3600]])
     timeout_seconds: int | None = Field(description=TIMEOUT_TEXT, examples=[30])
     signature_scheme: Scheme = Field(description=SCHEME_TEXT)
+    ordered: bool = Field(description=ORDERED_TEXT)
     tenant_id: str | None = Field(description=TENANT_TEXT, examples=["acme-corp"])
     created_at: datetime = Field(description="when it was created (UTC)",
                                  examples=[EXAMPLE_TIME])
