@@ -59,8 +59,8 @@ from . import delivery, ingest, report, scenarios, sharing, tenants
 from .common import Result, postgres_problem
 from .receiver import Receiver
 
-PARTS = ("delivery", "ingest", "filters", "latency", "fanout", "backlog", "tenants", "busy", "slow",
-         "dead", "storm", "processes")
+PARTS = ("delivery", "ingest", "filters", "latency", "fanout", "backlog", "tenants", "busy",
+         "ordered", "slow", "dead", "storm", "processes")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -119,6 +119,8 @@ async def measure(args: argparse.Namespace, report_one: Callable[[Result], None]
         if "busy" in args.only:
             keep(*await (sharing.busy_and_spread(engine, 1_000, 100) if args.quick
                          else sharing.busy_and_spread(engine)))
+        if "ordered" in args.only:
+            keep(await sharing.ordered_subscription(engine, 200 if args.quick else 2_000))
         if "slow" in args.only:
             keep(await (sharing.slow_receivers(engine, 1_000, 100) if args.quick
                         else sharing.slow_receivers(engine)))

@@ -1,7 +1,7 @@
 """How one worker shares itself among subscriptions (issue 16): a busy one, slow receivers,
-dead receivers.
+dead receivers; and what one ordered subscription reaches (issue 17).
 
-    .venv/bin/python -m benchmarks.run --only busy,slow,dead [--quick] [--engines ...]
+    .venv/bin/python -m benchmarks.run --only busy,slow,dead,ordered [--quick] [--engines ...]
 
 Every run is on the defaults (``Settings(database_url=..., allow_private_targets=True)``:
 the receivers are on 127.0.0.1), in a fresh database whose deliveries are loaded in bulk
@@ -24,12 +24,20 @@ the receivers are on 127.0.0.1), in a fresh database whose deliveries are loaded
   then what was delivered by that time, the rest ``unfinished``. The dead ones' attempts
   hold their slots for the whole delivery timeout (15 s); the dead receiver is stopped once
   the time is taken, so that the worker's stop does not wait for them.
+- ``ordered``: ``ordered-subscription``, N events (2,000) to one subscription with
+  ``ordered: true`` and a fast receiver, accepted through the store's ingest (which numbers
+  them) while it is disabled, then enabled; ``busy-subscription``'s ``Worker`` until all
+  are ``succeeded``: one delivery at a time, each waiting for the record of the one before.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+from dispatcher.config import Settings
+from dispatcher.database import open_database
+from dispatcher.store import Store
 
 from .bulk import load_backlog, make_subscriptions
 from .common import Result, count_rows, fresh_database
@@ -67,6 +75,30 @@ async def busy_and_spread(engine: str, n: int = 20_000, spread: int = 1_000) -> 
     busy, spread_out = results
     busy.extra["rate_vs_spread"] = round(busy.per_second / spread_out.per_second, 3)
     return results
+
+
+# ---- ordered -------------------------------------------------------------------------------
+
+async def ordered_subscription(engine: str, n: int = 2_000) -> Result:
+    """N events to one ordered subscription of a fast receiver, then delivered."""
+    async with off_loop(Receiver()) as port, fresh_database(engine) as database_url:
+        store = Store(open_database(Settings(database_url=database_url)))
+        try:
+            sub = await store.create_subscription("key_bench", {
+                "url": f"http://127.0.0.1:{port}/ordered", "ordered": True, "enabled": False})
+            for start in range(0, n, 100):  # a hundred at a time: group commits
+                await asyncio.gather(*(store.accept_event("key_bench", "bench.ordered",
+                                                          {"i": i}, None, 60)
+                                       for i in range(start, min(n, start + 100))))
+            await store.update_subscription(sub["id"], None, {"enabled": True})
+        finally:
+            await store.db.dispose()
+        seconds, _ = await run_worker(on_defaults(database_url), n)
+        attempts = await count_rows(database_url, "attempt")
+    if attempts != n:
+        raise RuntimeError(f"ordered: {attempts} attempts recorded for {n} deliveries")
+    return Result(f"ordered-subscription ({engine})", n, CONCURRENCY, seconds,
+                  {"subscriptions": 1, "ordered": True})
 
 
 # ---- slow ----------------------------------------------------------------------------------

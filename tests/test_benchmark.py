@@ -28,6 +28,7 @@ EXPECTED = {
     "backlog-empty (sqlite)", "backlog-1m (sqlite)",
     "tenant-less-ingest (sqlite)", "tenant-ingest (sqlite)",
     "busy-subscription (sqlite)", "spread-subscriptions (sqlite)",
+    "ingest-filtered (sqlite)", "ingest-unfiltered (sqlite)", "ordered-subscription (sqlite)",
     "slow-receivers-200ms (sqlite)",
     "healthy-alone (sqlite)", "healthy-with-5-dead (sqlite)",
     "calm p99 (sqlite)", "storm p99 (sqlite)",
@@ -71,6 +72,9 @@ def test_quick_benchmark_runs_every_part(tmp_path):
     assert storm["storm_deliveries"] == 1_000 and storm["storm_attempts"] > 0
     assert "storm_attempts" not in by_name["calm p99 (sqlite)"]["extra"]
     assert by_name[ONE_PROCESS]["extra"]["processes"] == 1
+    # Issue 17's: both kinds fan out to the same subscriptions; the ordered one is ordered.
+    assert by_name["ingest-filtered (sqlite)"]["extra"]["subscriptions"] == 100
+    assert by_name["ordered-subscription (sqlite)"]["extra"]["ordered"] is True
     # Every target of the issue is evaluated; on SQLite each one has a figure.
     sqlite_targets = [t for t in report["targets"] if "postgresql" not in t["what"]]
     assert len(report["targets"]) == 26
