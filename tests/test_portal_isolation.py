@@ -417,15 +417,20 @@ def test_the_lists_show_only_as_rows(world):
         assert "pi.b" not in pages[2].text and "pi.n" not in pages[2].text
 
 
+def add_endpoint(client: httpx.Client, csrf: str, **form: str) -> str:
+    """An endpoint added through the portal's form; its id, from the page that answers."""
+    made = client.post("/portal/endpoints", data={"csrf": csrf, **form})
+    assert made.status_code == 200, made.text[:300]
+    [sub_id] = re.findall(r'<code class="id">(sub_[0-9a-z]+)</code>', made.text)
+    return sub_id
+
+
 def test_a_new_endpoint_is_the_sessions_tenants_whatever_the_form_says(world):
     link = make_link(world.admin, world.a)
     with opened(world.server.url, link["token"]) as client:
         csrf = csrf_of(client.get("/portal/endpoints/new"))
-        made = client.post("/portal/endpoints", data={
-            "csrf": csrf, "url": world.subs["a_ok"]["url"], "description": "pi-made",
-            "tenant_id": world.b, "t.pi.b": "on"})
-        assert made.status_code == 200, made.text[:300]
-        [sub_id] = re.findall(r'<code class="id">(sub_[0-9a-z]+)</code>', made.text)
+        sub_id = add_endpoint(client, csrf, url=world.subs["a_ok"]["url"],
+                              description="pi-made", tenant_id=world.b, **{"t.pi.b": "on"})
         try:
             got = world.admin.get(f"/v1/subscriptions/{sub_id}").json()
             assert got["tenant_id"] == world.a and got["event_types"] == ["pi.b"]
@@ -618,11 +623,9 @@ def test_an_endpoints_delivery_options_are_set_shown_and_cleared_in_the_portal(w
     link = make_link(world.admin, world.a)
     with opened(world.server.url, link["token"]) as client:
         csrf = csrf_of(client.get("/portal/endpoints/new"))
-        made = client.post("/portal/endpoints", data={
-            "csrf": csrf, "url": world.subs["a_ok"]["url"], "description": "pi-options",
-            "retry_schedule": "10, 60, 600", "timeout_seconds": "30"})
-        assert made.status_code == 200, made.text[:300]
-        [sub_id] = re.findall(r'<code class="id">(sub_[0-9a-z]+)</code>', made.text)
+        sub_id = add_endpoint(client, csrf, url=world.subs["a_ok"]["url"],
+                              description="pi-options", retry_schedule="10, 60, 600",
+                              timeout_seconds="30")
         try:
             got = world.admin.get(f"/v1/subscriptions/{sub_id}").json()
             assert (got["retry_schedule"], got["timeout_seconds"]) == ([10, 60, 600], 30)
