@@ -43,6 +43,29 @@ def test_secrets_are_sealed_in_the_database_and_still_sign(serve, database_url):
         Webhook(rotated["secret"]).verify(got.body, got.headers)
 
 
+def test_v1a_private_keys_are_sealed_and_still_sign(serve, database_url):
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    seed = Ed25519PrivateKey.generate().private_bytes_raw()
+    given = "whsk_" + base64.b64encode(seed).decode()
+    with serve(secret_key=generate_key()) as admin, Receiver() as receiver:
+        sub = subscribe(admin, receiver.url, signature_scheme="v1a", secret=given)
+        stored = stored_secrets(database_url)
+        assert len(stored) == 1 and stored[0].startswith(PREFIX)
+        raw = json.dumps(rows(database_url, "SELECT secrets FROM subscription")[0][0])
+        assert "whsk_" not in raw and given.removeprefix("whsk_") not in raw
+        settled(admin, publish(admin)["id"])
+        got = receiver.requests[0]
+        public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+        version, _, value = got.headers["webhook-signature"].partition(",")
+        assert version == "v1a" and sub["secret"].startswith("whpk_")
+        public.verify(base64.b64decode(value), b"%s.%s.%s" % (
+            got.headers["webhook-id"].encode(), got.headers["webhook-timestamp"].encode(),
+            got.body))
+
+
 def test_key_rotation_reseals_with_the_new_key(make_settings, database_url):
     old, new = generate_key(), generate_key()
 
