@@ -42,6 +42,20 @@ class Received:
     body: bytes
     at: float
     wall: float = 0.0
+    answered: float | None = None  # monotonic, once the answer was written (or failed)
+
+
+def most_in_flight(requests: list[Received]) -> int:
+    """The most of ``requests`` a receiver held at once: from arrival until its answer was
+    written (an unanswered one holds on to the end)."""
+    edges = sorted([(r.at, 1) for r in requests]
+                   + [(r.answered if r.answered is not None else float("inf"), -1)
+                      for r in requests], key=lambda e: (e[0], e[1]))
+    most = held = 0
+    for _, step in edges:
+        held += step
+        most = max(most, held)
+    return most
 
 
 @dataclass
@@ -79,19 +93,22 @@ class Receiver:
                 with receiver._lock:
                     receiver.requests.append(got)
                     number = len(receiver.requests)
-                answer = receiver.reply(number, got)
-                if answer.delay:
-                    time.sleep(answer.delay)
-                if answer.close_without_answer:
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
+                try:
+                    answer = receiver.reply(number, got)
+                    if answer.delay:
+                        time.sleep(answer.delay)
+                    if answer.close_without_answer:
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("content-length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                finally:
+                    got.answered = time.monotonic()
 
             # A browser that follows a link to the receiver: recorded (its Referer) the same.
             do_GET = do_POST  # noqa: N815

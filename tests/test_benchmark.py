@@ -77,7 +77,7 @@ def test_quick_benchmark_runs_every_part(tmp_path):
     assert by_name["ordered-subscription (sqlite)"]["extra"]["ordered"] is True
     # Every target of the issue is evaluated; on SQLite each one has a figure.
     sqlite_targets = [t for t in report["targets"] if "postgresql" not in t["what"]]
-    assert len(report["targets"]) == 26
+    assert len(report["targets"]) == 28  # issue 17 added one per engine (filters)
     assert all(t["value"] is not None and t["met"] in (True, False) for t in sqlite_targets)
     assert any(f"{DELIVERY} / bare-aiohttp" in r["ratio"] for r in report["ratios"])
     assert report["defaults"]["worker_concurrency"] == \

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from .databases import rows, scalar
-from .harness import ApiProcess, Receiver, Reply, WorkerProcess, poll
+from .harness import ApiProcess, Receiver, Reply, WorkerProcess, most_in_flight, poll
 
 ADMIN = {"authorization": "Bearer test-admin-token-0123456789"}
 SUBSCRIPTIONS = 30
@@ -141,22 +141,20 @@ def test_notify_wakes_workers_elsewhere_and_survives_terminated_backends(databas
 
 def test_an_ordered_subscription_across_three_workers_and_a_sigkill(database_url, tmp_path):
     """1,000 events to one ordered subscription whose receiver fails now and then; the
-    worker holding the head (number 300, which the receiver keeps 3 s) is killed with
+    worker holding the head (number 300, which the receiver keeps until then) is killed with
     SIGKILL. First arrivals come in event order, dispatcher-sequence has no gap, and two
     requests to the subscription are never in flight at once."""
-    lock = threading.Lock()
-    state = {"in_flight": 0, "most": 0, "tried": set()}
+    tried: set[int] = set()
+    lock, held = threading.Lock(), threading.Event()
 
     def answer(n, request) -> Reply:
         sequence = int(request.headers["dispatcher-sequence"])
         with lock:
-            first = sequence not in state["tried"]
-            state["tried"].add(sequence)
-            state["in_flight"] += 1
-            state["most"] = max(state["most"], state["in_flight"])
-        hold = 3.0 if sequence == 300 and first else 0.005
-        threading.Timer(hold * 0.9, _left, (lock, state)).start()
-        return Reply(500 if first and sequence % 50 == 7 else 200, delay=hold)
+            first = sequence not in tried
+            tried.add(sequence)
+        if sequence == 300 and first:
+            held.wait(120)  # until its worker has been killed
+        return Reply(500 if first and sequence % 50 == 7 else 200, delay=0.005)
 
     with Receiver(answer) as receiver, cluster(database_url, tmp_path) as (api, workers):
         made = httpx.post(api.url + "/v1/subscriptions", headers=ADMIN,
@@ -173,6 +171,7 @@ def test_an_ordered_subscription_across_three_workers_and_a_sigkill(database_url
             "AND lease_owner IS NOT NULL"), 60, 0.01, message="number 300 in flight")
         [killed] = [w for w in workers if f"worker {holder} started" in w.log()]
         killed.kill()
+        held.set()
         poll(lambda: scalar(database_url, "SELECT count(*) FROM delivery "
                             "WHERE status = 'succeeded'") == 1000, 120, 0.5,
              message="every delivery succeeded after the kill")
@@ -183,12 +182,8 @@ def test_an_ordered_subscription_across_three_workers_and_a_sigkill(database_url
         if sequence not in firsts:
             firsts.append(sequence)
     assert firsts == list(range(1, 1001))
-    assert state["most"] == 1
+    assert most_in_flight(receiver.requests) == 1
     # Number 300 went twice (the killed worker's attempt, then after its lease ran out).
     assert [int(r.headers["dispatcher-sequence"]) for r in receiver.requests].count(300) == 2
     print(f"ordered: 1,000 deliveries in {seconds:.1f} s with a SIGKILL and its lease")
 
-
-def _left(lock, state) -> None:
-    with lock:
-        state["in_flight"] -= 1
