@@ -141,9 +141,10 @@ def test_notify_wakes_workers_elsewhere_and_survives_terminated_backends(databas
 
 def test_an_ordered_subscription_across_three_workers_and_a_sigkill(database_url, tmp_path):
     """1,000 events to one ordered subscription whose receiver fails now and then; the
-    worker holding the head (number 300, which the receiver keeps until then) is killed with
-    SIGKILL. First arrivals come in event order, dispatcher-sequence has no gap, and two
-    requests to the subscription are never in flight at once."""
+    worker holding the head (number 300, which the receiver keeps until then; the
+    subscription's deadline is 5 s) is killed with SIGKILL. First arrivals come in event
+    order, dispatcher-sequence has no gap, and two requests to the subscription are never
+    in flight at once."""
     tried: set[int] = set()
     lock, held = threading.Lock(), threading.Event()
 
@@ -158,20 +159,27 @@ def test_an_ordered_subscription_across_three_workers_and_a_sigkill(database_url
 
     with Receiver(answer) as receiver, cluster(database_url, tmp_path) as (api, workers):
         made = httpx.post(api.url + "/v1/subscriptions", headers=ADMIN,
-                          json={"url": receiver.url, "ordered": True})
+                          json={"url": receiver.url, "ordered": True, "timeout_seconds": 5})
         assert made.status_code == 201, made.text
-        with httpx.Client(base_url=api.url, headers=ADMIN, timeout=30) as client:
-            start = time.monotonic()
-            for n in range(1000):
-                answer_ = client.post("/v1/events", json={"type": "order.placed",
-                                                           "data": {"n": n}})
-                assert answer_.status_code == 202, answer_.text
+        start = time.monotonic()
+
+        def publish_all() -> None:
+            with httpx.Client(base_url=api.url, headers=ADMIN, timeout=30) as client:
+                for n in range(1000):
+                    sent = client.post("/v1/events", json={"type": "order.placed",
+                                                            "data": {"n": n}})
+                    assert sent.status_code == 202, sent.text
+
+        # Published meanwhile: number 300 may come up before the last event is accepted.
+        publisher = threading.Thread(target=publish_all)
+        publisher.start()
         holder = poll(lambda: scalar(
             database_url, "SELECT lease_owner FROM delivery WHERE sequence = 300 "
-            "AND lease_owner IS NOT NULL"), 60, 0.01, message="number 300 in flight")
+            "AND lease_owner IS NOT NULL"), 120, 0.01, message="number 300 in flight")
         [killed] = [w for w in workers if f"worker {holder} started" in w.log()]
         killed.kill()
         held.set()
+        publisher.join(120)
         poll(lambda: scalar(database_url, "SELECT count(*) FROM delivery "
                             "WHERE status = 'succeeded'") == 1000, 120, 0.5,
              message="every delivery succeeded after the kill")
