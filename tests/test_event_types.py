@@ -100,7 +100,14 @@ def test_every_valid_type_is_a_valid_pattern_matching_only_itself(event_type):
         ("*", "a", True),
         ("*", "invoice.paid", True),
         ("*", "invoice.paid.late", True),
-        ("*", "dispatcher.test", True),
+        # dispatcher's own operational events are reached only by naming them
+        ("*", "dispatcher.test", False),
+        ("*", "dispatcher.subscription.disabled", False),
+        ("*", "dispatcher", True),
+        ("*", "dispatchers.x", True),
+        ("*", "Dispatcher.x", True),
+        ("dispatcher.*", "dispatcher.delivery.failed", True),
+        ("dispatcher.delivery.failed", "dispatcher.delivery.failed", True),
         # prefix.* : one or more further segments
         ("invoice.*", "invoice.paid", True),
         ("invoice.*", "invoice.paid.late", True),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from ... import event_types, metrics
+from ...event_types import RESERVED_PREFIX, is_reserved
 from ...store import IdempotencyKeyReused, KeyDeleted
 from ..auth import DELETED_KEY, Admin, IngestPublisher, Publisher, StoreDep
 from ..errors import BODY_ERRORS, ApiError, error_responses
@@ -57,7 +58,8 @@ def _event_out(row: dict[str, Any]) -> dict[str, Any]:
         200: {"model": EventAccepted, "description": "a repeated Idempotency-Key"},
         **error_responses(
             *BODY_ERRORS, 422, s422="validation_error: a body field is missing, of the wrong "
-            "type, unknown or invalid (or tenant_id with broadcast); or "
+            "type, unknown or invalid (or tenant_id with broadcast); reserved_event_type: "
+            "a dispatcher.… type; or "
             "idempotency_key_reused: the Idempotency-Key came with another type, data or "
             "tenant before (nothing is created)"),
     },
@@ -75,6 +77,9 @@ async def post_event(
     delivery starts at once.
 
     Roles: admin, publisher."""
+    if is_reserved(body.type):
+        raise ApiError(422, "reserved_event_type", f"type: {RESERVED_PREFIX}… types are "
+                       "dispatcher's own operational events; publishers may not post them")
     # The hot path: the store from request.state, not one more dependency (StoreDep).
     state = request.state
     try:
