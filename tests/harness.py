@@ -42,7 +42,7 @@ class Received:
     body: bytes
     at: float
     wall: float = 0.0
-    answered: float | None = None  # monotonic, once the answer was written (or failed)
+    answered: float | None = None  # monotonic, as the answer's last bytes go (or it failed)
 
 
 def most_in_flight(requests: list[Received]) -> int:
@@ -106,9 +106,14 @@ class Receiver:
                         self.send_header(name, value)
                     self.send_header("content-length", str(len(answer.body)))
                     self.end_headers()
+                    # Stamped before the last bytes go: the client cannot have the whole
+                    # answer (and send its next request) before this, however late this
+                    # thread runs again after the write.
+                    got.answered = time.monotonic()
                     self.wfile.write(answer.body)
                 finally:
-                    got.answered = time.monotonic()
+                    if got.answered is None:
+                        got.answered = time.monotonic()
 
             # A browser that follows a link to the receiver: recorded (its Referer) the same.
             do_GET = do_POST  # noqa: N815
