@@ -93,7 +93,10 @@ def test_one_api_three_workers_deliver_3000_exactly_once(database_url, tmp_path)
 
 
 def test_sigkill_of_one_worker_loses_nothing(database_url, tmp_path):
-    with Receiver(lambda n, r: Reply(200, delay=0.02)) as receiver, \
+    # Answers slow enough (96 in flight / 0.2 s) that 3,000 take seconds: the kill finds
+    # the worker holding leases (at 20 ms, with the receiver's 40 ms ACK delay gone, the
+    # deliveries kept pace with the publishing and could all be done by then).
+    with Receiver(lambda n, r: Reply(200, delay=0.2)) as receiver, \
             cluster(database_url, tmp_path) as (api, workers):
         subscribe_all(api, receiver)
         with httpx.Client(base_url=api.url, headers=ADMIN, timeout=30) as client:
