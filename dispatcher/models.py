@@ -92,11 +92,12 @@ class Subscription(SQLModel, table=True):
     disabled_reason: str | None = Field(default=None, max_length=32)
     rate_limit_per_second: int | None = None
     # A payload filter (dispatcher/filters.py): only events it matches get a delivery.
-    filter: dict[str, Any] | None = Field(default=None,
-                                          sa_column=sa.Column(sa.JSON(), nullable=True))
+    # none_as_null: "no filter" is SQL NULL, not the JSON text null.
+    filter: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(
+        sa.JSON(none_as_null=True), nullable=True))
     # Delays in seconds replacing the global retry schedule for it (null: the global one).
-    retry_schedule: list[float] | None = Field(default=None,
-                                               sa_column=sa.Column(sa.JSON(), nullable=True))
+    retry_schedule: list[float] | None = Field(default=None, sa_column=sa.Column(
+        sa.JSON(none_as_null=True), nullable=True))
     timeout_seconds: int | None = None  # one attempt's deadline (null: the global one)
     # v1 (HMAC, whsec_ secrets) or v1a (Ed25519, whsk_ private keys): a SignatureScheme.
     signature_scheme: str = Field(default="v1", max_length=8,

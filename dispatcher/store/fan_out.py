@@ -116,10 +116,9 @@ class Chosen:
 def matching(subs: Sequence[Any], event_type: str) -> Chosen:
     """The subscriptions of ``subs`` (``live_subscriptions`` rows) that take ``event_type``."""
     taking = [sub for sub in subs if event_types.matches_any(sub.event_types, event_type)]
-    # A stored JSON null reads as the text "null" on PostgreSQL: no filter either.
-    return Chosen([sub for sub in taking if sub.filter in (None, "null")],
+    return Chosen([sub for sub in taking if sub.filter is None],
                   [(sub, filters.compiled_text(sub.filter)) for sub in taking
-                   if sub.filter not in (None, "null")])
+                   if sub.filter is not None])
 
 
 def fan_out(event_id: str, event_type: str, subs: Sequence[Any], at: Any,
