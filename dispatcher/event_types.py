@@ -29,6 +29,11 @@ def is_reserved(event_type: str) -> bool:
     return event_type.startswith(RESERVED_PREFIX)
 
 
+def reaches_reserved(patterns: Iterable[str]) -> list[str]:
+    """The patterns of ``patterns`` that name operational events (``dispatcher.…``)."""
+    return [p for p in patterns if is_reserved(p)]
+
+
 def matches(pattern: str, event_type: str) -> bool:
     if pattern == "*":
         return not is_reserved(event_type)

@@ -162,3 +162,18 @@ def rows(url: str, sql: str, **params: Any) -> list[Any]:
             await engine.dispose()
 
     return run_async(run())
+
+
+def execute(url: str, statement: Any) -> None:
+    """Run one SQLAlchemy statement at ``url`` and commit (to set a state a test cannot wait
+    for, such as a failure streak begun minutes ago)."""
+
+    async def run() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(statement)
+        finally:
+            await engine.dispose()
+
+    run_async(run())

@@ -80,7 +80,8 @@ def claim_statement(*, skip_locked: bool, skip: bool, retries: bool) -> sa.Updat
                 lease_owner=sa.bindparam("b_owner"))
         .returning(_d.c.id, _d.c.event_id, _d.c.subscription_id, _d.c.attempts,
                    _d.c.retry_base, _d.c.next_trigger, _d.c.resume_status,
-                   _d.c.resume_at, _d.c.next_attempt_at, _d.c.sequence)
+                   _d.c.resume_at, _d.c.next_attempt_at, _d.c.sequence, _d.c.event_type,
+                   _d.c.tenant_id)
     )
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..health import StreakChanges
 from ..models import delivery_table, subscription_table
+from ..operational import RECOVERED_AFTER
 from ..vocabulary import DeliveryStatus, DisabledReason
 
 
@@ -31,27 +33,41 @@ async def hold_pending(conn: AsyncConnection, sub_ids: Sequence[str], now: datet
                     updated_at=now))
 
 
+class Settled(NamedTuple):
+    """What a recording changed of its subscriptions' health, as operational events tell
+    it: those it disabled, with why, and those whose long streak it ended."""
+
+    disabled: dict[str, DisabledReason]
+    recovered: list[str]
+
+
 async def settle_streaks(conn: AsyncConnection, changes: StreakChanges,
-                         retried: Iterable[str], now: datetime) -> None:
+                         retried: Iterable[str], now: datetime) -> Settled:
     """Write ``changes`` in the recording's transaction; then hold the pending deliveries of
     subscriptions disabled now, and of those of ``retried`` (deliveries going back to
     pending) disabled meanwhile by an operator or another worker."""
     s = subscription_table
+    recovered: list[str] = []
     if changes.recovered:
-        await conn.execute(
-            sa.update(s).where(s.c.id.in_(changes.recovered), s.c.failing_since.is_not(None))
-            .values(failing_since=None))
+        ended = [s.c.id.in_(changes.recovered), s.c.failing_since.is_not(None)]
+        # The long streaks first, to be told (RETURNING shows the new value, not the old).
+        recovered = list((await conn.execute(
+            sa.update(s).where(*ended, s.c.failing_since <= now - RECOVERED_AFTER)
+            .values(failing_since=None).returning(s.c.id))).scalars())
+        await conn.execute(sa.update(s).where(*ended).values(failing_since=None))
     if changes.started:
         await conn.execute(
             sa.update(s).where(s.c.id.in_(changes.started), s.c.failing_since.is_(None))
             .values(failing_since=now))
-    disabled = set(changes.gone)
+    disabled: dict[str, DisabledReason] = {}
     if changes.gone:
-        await conn.execute(
+        found = await conn.execute(
             sa.update(s)
             .where(s.c.id.in_(changes.gone), s.c.enabled.is_(True))
             .values(enabled=False, disabled_reason=DisabledReason.GONE, updated_at=now)
+            .returning(s.c.id)
         )
+        disabled |= dict.fromkeys(found.scalars(), DisabledReason.GONE)
     if changes.long_failing and changes.stale is not None:
         found = await conn.execute(
             sa.update(s)
@@ -60,11 +76,13 @@ async def settle_streaks(conn: AsyncConnection, changes: StreakChanges,
             .values(enabled=False, disabled_reason=DisabledReason.FAILING, updated_at=now)
             .returning(s.c.id)
         )
-        disabled |= set(found.scalars())
+        disabled |= dict.fromkeys(found.scalars(), DisabledReason.FAILING)
+    held = set(disabled)
     retried = set(retried)
     if retried:
         off = await conn.execute(
             sa.select(s.c.id).where(s.c.id.in_(retried), s.c.enabled.is_(False)))
-        disabled |= set(off.scalars())
-    if disabled:
-        await hold_pending(conn, sorted(disabled), now)
+        held |= set(off.scalars())
+    if held:
+        await hold_pending(conn, sorted(held), now)
+    return Settled(disabled, recovered)

@@ -13,12 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..clock import utcnow
 from ..health import Attempted, after_attempts
 from ..models import attempt_table, delivery_table, subscription_table
+from ..operational import Finished, after_recording
 from ..vocabulary import DeliveryStatus, Trigger
-from . import ordering
+from . import operational, ordering
 from .base import StoreBase
 from .claims import PAYLOADS, TARGETS, claim_params, claim_shape, claim_statement, soonest_due
 from .health import settle_streaks
@@ -105,6 +107,27 @@ def _move(r: AttemptRecord) -> dict[str, Any]:
     }
 
 
+def _finished(r: AttemptRecord) -> Finished:
+    job = r.job
+    return Finished(job.delivery_id, job.event_id, job.event_type, job.subscription_id,
+                    job.tenant_id, job.number, r.status_code, r.error)
+
+
+async def _failed_now(conn: AsyncConnection, records: Sequence[AttemptRecord],
+                      now: datetime) -> list[str]:
+    """The deliveries of ``records`` that this recording moved to failed for good: not one
+    already failed (a manual retry of it failed again), nor one whose lease had run out (its
+    new holder decides), nor a batch written again after a lost commit answer."""
+    ending = [r.job.delivery_id for r in records if r.status == DeliveryStatus.FAILED
+              and r.job.resume_status != DeliveryStatus.FAILED]
+    if not ending:
+        return []
+    d = delivery_table
+    return list((await conn.execute(sa.select(d.c.id).where(
+        d.c.id.in_(ending), d.c.status == DeliveryStatus.FAILED,
+        d.c.updated_at == now))).scalars())
+
+
 def _attempt(r: AttemptRecord) -> dict[str, Any]:
     return {"id": r.id, "delivery_id": r.job.delivery_id, "number": r.job.number,
             "trigger": r.job.trigger, "started_at": r.started_at, "duration_ms": r.duration_ms,
@@ -173,6 +196,8 @@ class Queue(StoreBase):
                 else tuple(sub.retry_schedule),
                 timeout=sub.timeout_seconds,
                 sequence=r.sequence,
+                event_type=r.event_type,
+                tenant_id=r.tenant_id,
             )
             # First attempts first, as the claim chose them; each lane in due order.
             for r in sorted(claimed, key=lambda r: (r.attempts > 0, r.next_attempt_at))
@@ -204,14 +229,17 @@ class Queue(StoreBase):
             await conn.execute(_moved_on(), sorted(
                 (_move(r) | {"b_owner": owner, "b_now": now} for r in records),
                 key=lambda move: move["b_id"]))
-            await settle_streaks(conn, streaks, retried, now)
+            settled = await settle_streaks(conn, streaks, retried, now)
             # An ordered subscription's head that finished (or was held): the next one is due.
             ordered = {r.job.subscription_id for r in records if r.job.sequence is not None}
             promoted = await conn.run_sync(ordering.settle, ordered, now) if ordered else 0
             if promoted:
                 await self.db.announce(conn)
-        if promoted:
-            self.wake()  # this process's workers too: the next head is due now
+            told = await operational.publish(self.db, conn, after_recording(
+                [_finished(r) for r in records], await _failed_now(conn, records, now),
+                settled.disabled, settled.recovered), now)
+        if promoted or told:
+            self.wake()  # this process's workers too: the next head, or news, is due now
 
     async def take_tokens(self, sub_id: str, want: int, limit: int, second: int) -> int:
         """Start up to ``want`` attempts in the one-second window ``second``, shared by every

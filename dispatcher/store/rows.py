@@ -148,6 +148,8 @@ class Job:
     retry_schedule: tuple[float, ...] | None = None  # the subscription's own, if any
     timeout: float | None = None  # the subscription's timeout_seconds, if any
     sequence: int | None = None  # its place among an ordered subscription's deliveries
+    event_type: str = ""
+    tenant_id: str | None = None  # its subscription's
 
     @property
     def paced(self) -> bool:

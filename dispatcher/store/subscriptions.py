@@ -8,12 +8,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import ids
+from .. import event_types, ids
+from .. import operational as notices
 from ..clock import utcnow
 from ..models import delivery_table, subscription_table
 from ..signing import generate_secret, scheme_of
 from ..vocabulary import DeliveryStatus, DisabledReason, SignatureScheme
-from . import ordering
+from . import operational, ordering
 from .base import StoreBase
 from .health import hold_pending
 from .rows import OPEN_STATUSES, Conflict, Invalid, NotFound, Page, Scope, row_dict
@@ -31,6 +32,14 @@ def secret_of_scheme(secret: str | None, scheme: str) -> str:
         raise Invalid("validation_error", f"secret: a {scheme} subscription's secret is "
                       f"{wanted}")
     return secret
+
+
+def _no_news_for_tenants(patterns: Any, tenant_id: str | None) -> None:
+    """A tenant's subscription may not name operational events: they tell of every tenant."""
+    if tenant_id is not None and (named := event_types.reaches_reserved(patterns)):
+        raise Invalid("reserved_event_type", f"event_types: {named[0]} names dispatcher's "
+                      "operational events, which only an admin's subscriptions of no tenant "
+                      "receive")
 
 
 class Subscriptions(StoreBase):
@@ -66,6 +75,7 @@ class Subscriptions(StoreBase):
             "updated_at": now,
             "deleted_at": None,
         }
+        _no_news_for_tenants(row["event_types"], tenant_id)
         s = subscription_table
         async with self.writer.begin() as conn:
             if tenant_id is not None:
@@ -122,6 +132,7 @@ class Subscriptions(StoreBase):
             if current is None:
                 raise NotFound(sub_id)
             values = dict(changes)
+            _no_news_for_tenants(values.get("event_types", ()), current.tenant_id)
             settle = False  # whether an ordered subscription's head may have changed
             if "tenant_id" in values and values.pop("tenant_id") != current.tenant_id:
                 raise Invalid("tenant_immutable", "tenant_id: a subscription's tenant cannot "
@@ -151,6 +162,8 @@ class Subscriptions(StoreBase):
                 elif not values["enabled"] and current.enabled:
                     values["disabled_reason"] = DisabledReason.MANUAL
                     await hold_pending(conn, [sub_id], now)
+                    await operational.publish(self.db, conn, [notices.disabled(
+                        sub_id, current.tenant_id, DisabledReason.MANUAL)], now)
             if values.get("ordered") is False and current.ordered:
                 # No longer ordered: those waiting behind the head are all due now.
                 await conn.execute(

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 
-from ... import filters
+from ... import event_types, filters
 from ...clock import utcnow
 from ...probe import send_test
 from ...store import DeliveryFilter
@@ -34,8 +34,10 @@ router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"],
                    route_class=StrictQueryRoute)
 NOT_NULL = ("url", "event_types", "headers", "enabled", "signature_scheme", "ordered")
 SubId = Annotated[str, path_id("sub")]
-INVALID_URL = ("validation_error, invalid_url: a URL that may not be used, or "
-               "invalid_filter: a filter that breaks the rules (the place is named)")
+INVALID_URL = ("validation_error, invalid_url: a URL that may not be used, "
+               "invalid_filter: a filter that breaks the rules (the place is named), or "
+               "reserved_event_type: dispatcher.… types named by a key other than an admin's "
+               "or for a tenant's subscription")
 INVALID_FILTER = "validation_error, or invalid_filter: a filter that breaks the rules"
 TOO_MANY = ("too_many_subscriptions: the key owns DISPATCHER_MAX_SUBSCRIPTIONS_PER_OWNER "
             "subscriptions already")
@@ -56,6 +58,14 @@ def _checked_filter(query: Any) -> Any:
         except filters.InvalidFilter as exc:
             raise ApiError(422, "invalid_filter", str(exc)) from None
     return query
+
+
+def _checked_types(who: Caller, patterns: list[str] | None) -> None:
+    """Operational events tell of every subscription: only an admin may subscribe to them."""
+    if who.role != Role.ADMIN and (named := event_types.reaches_reserved(patterns or ())):
+        raise ApiError(422, "reserved_event_type", f"event_types: {named[0]} names "
+                       "dispatcher's operational events, which only an admin's subscriptions "
+                       "receive")
 
 
 def _checked_url(request: Request, url: str) -> str:
@@ -80,6 +90,7 @@ async def create_subscription(
 ) -> SubscriptionOut:
     fields = body.model_dump()
     fields["tenant_id"] = _tenant_for(who, body.tenant_id)
+    _checked_types(who, body.event_types)
     fields["url"] = _checked_url(request, body.url)
     fields["filter"] = _checked_filter(body.filter)
     limit = request.state.settings.max_subscriptions_per_owner
@@ -151,6 +162,7 @@ async def update_subscription(
         changes["url"] = _checked_url(request, changes["url"])
     if "filter" in changes:
         changes["filter"] = _checked_filter(changes["filter"])
+    _checked_types(who, changes.get("event_types"))
     return SubscriptionOut.of(await store.update_subscription(sub_id, who.scope, changes))
 
 
