@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(default=1000, ge=1)
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
     idempotency_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    # Accept only events of types in the catalog (PUT /v1/event-types/{type}).
+    require_event_types: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"

@@ -220,6 +220,37 @@ class PortalLink(SQLModel, table=True):
     revoked_at: datetime | None = _ts(nullable=True)
 
 
+class EventType(SQLModel, table=True):
+    """An entry of the event-type catalog (``store/catalog.py``): what a type means, and the
+    JSON Schema its events' ``data`` must match."""
+
+    __tablename__ = "event_type"
+    __table_args__ = (sa.Index("ix_event_type_created_type", "created_at", "type"),)
+
+    type: str = Field(primary_key=True, max_length=128)
+    description: str = Field(default="", max_length=2000)
+    # "schema" is pydantic's own attribute name: the column keeps the contract's name.
+    data_schema: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(
+        "schema", sa.JSON(none_as_null=True), nullable=True))
+    deprecated: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    example: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(
+        sa.JSON(none_as_null=True), nullable=True))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    # Kept, not removed, so a list's cursor on it still has its place.
+    deleted_at: datetime | None = _ts(nullable=True)
+
+
+class CatalogVersion(SQLModel, table=True):
+    """One row: a number every change of the catalog raises, so that each process knows
+    when its compiled schemas are out of date (``catalog.py``)."""
+
+    __tablename__ = "catalog_version"
+
+    id: int = Field(primary_key=True)
+    version: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
+
+
 # The Core tables the store queries (the classes above only declare them).
 tenant_table = SQLModel.metadata.tables[Tenant.__tablename__]
 api_key_table = SQLModel.metadata.tables[ApiKey.__tablename__]
@@ -228,3 +259,5 @@ event_table = SQLModel.metadata.tables[Event.__tablename__]
 delivery_table = SQLModel.metadata.tables[Delivery.__tablename__]
 attempt_table = SQLModel.metadata.tables[Attempt.__tablename__]
 portal_link_table = SQLModel.metadata.tables[PortalLink.__tablename__]
+event_type_table = SQLModel.metadata.tables[EventType.__tablename__]
+catalog_version_table = SQLModel.metadata.tables[CatalogVersion.__tablename__]

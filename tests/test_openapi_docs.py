@@ -97,7 +97,9 @@ def _properties(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
             yield f"{where}.{name}", prop
             yield from _properties(prop, f"{where}.{name}")
         for key, value in node.items():
-            if key != "properties":
+            # Examples are data, not schemas: an example JSON Schema's "properties" are not
+            # fields of ours.
+            if key not in ("properties", "examples", "example"):
                 yield from _properties(value, where)
     elif isinstance(node, list):
         for value in node:

@@ -71,8 +71,9 @@ def test_every_v1_operation_refuses_an_unknown_parameter_and_changes_nothing(adm
             if d["status"] == "succeeded"], message="the delivery")
         key = admin.post("/v1/api-keys", json={"role": "publisher", "name": "p"}).json()
         tenant = admin.put("/v1/tenants/acme-query", json={"name": "Acme"}).json()
+        kind = admin.put("/v1/event-types/a.b", json={"description": "d"}).json()
         values = {"sub_id": sub["id"], "event_id": event["id"], "delivery_id": delivery["id"],
-                  "key_id": key["id"], "tenant_id": tenant["id"]}
+                  "key_id": key["id"], "tenant_id": tenant["id"], "event_type": "a.b"}
         schema = admin.get("/openapi.json").json()
         tried = 0
         for path, operations in schema["paths"].items():
@@ -93,3 +94,4 @@ def test_every_v1_operation_refuses_an_unknown_parameter_and_changes_nothing(adm
         assert admin.get(f"/v1/deliveries/{delivery['id']}").json()["attempts"] == 1
         assert receiver.count() == 1
         assert admin.get("/v1/tenants/acme-query").json() == tenant
+        assert admin.get("/v1/event-types/a.b").json() == kind

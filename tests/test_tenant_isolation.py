@@ -254,6 +254,11 @@ EXPECTED: dict[tuple[str, str], list[Call]] = {
     ("POST", "/v1/tenants/{tenant_id}/portal-links"): [
         Call(403, "forbidden", body={}), Call(403, "forbidden", body={"read_only": True})],
     ("POST", "/v1/tenants/{tenant_id}/portal-links/revoke"): [DENIED],
+    # The catalog is one for all tenants (docs/api.md, "Event types"): readable, not writable.
+    ("PUT", "/v1/event-types/{event_type}"): [Call(403, "forbidden", body={"description": "x"})],
+    ("GET", "/v1/event-types"): [Call(A_ONLY)],
+    ("GET", "/v1/event-types/{event_type}"): [NO_SUCH],
+    ("DELETE", "/v1/event-types/{event_type}"): [DENIED],
 }
 
 
@@ -261,7 +266,8 @@ def fills(world: World) -> list[dict[str, str]]:
     """B's ids by parameter name: two sets, so that each kind is tried twice (the admin's
     subscription and B's own, a failed delivery and one of the broadcast, …)."""
     first, second = world.delivery("b2", "b"), world.delivery("b1", "x")
-    common = {"B": world.b, "tenant_id": world.b, "A_URL": world.receivers["a"].url}
+    common = {"B": world.b, "tenant_id": world.b, "A_URL": world.receivers["a"].url,
+              "event_type": "iso.b"}
     return [
         common | {"sub_id": world.subs["b1"]["id"], "delivery_id": first,
                   "event_id": world.events["b"]["id"], "key_id": world.keys["b"]["id"],
@@ -309,6 +315,7 @@ def a_rows(world: World) -> dict[str, set[str]]:
     return {
         "/v1/subscriptions": {world.subs["a1"]["id"]},
         "/v1/deliveries": {world.delivery("a1", "a"), world.delivery("a1", "x")},
+        "/v1/event-types": set(),  # the world has no catalog
     }
 
 

@@ -16,7 +16,16 @@ from ..service import running
 from ..store import Store
 from . import docs, errors, openapi
 from .limits import BodyLimits
-from .routes import deliveries, events, health, keys, metrics, subscriptions, tenants
+from .routes import (
+    deliveries,
+    event_types,
+    events,
+    health,
+    keys,
+    metrics,
+    subscriptions,
+    tenants,
+)
 from .timeouts import RequestDeadline
 
 log = logging.getLogger("dispatcher.api")
@@ -91,7 +100,7 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     # Added last, so outermost: the deadline covers reading the body too.
     app.add_middleware(RequestDeadline, seconds=settings.api_request_timeout_seconds)
     # Routes are matched in order, one by one: ingest, the hot path, comes first.
-    for module in (events, keys, subscriptions, deliveries, tenants):
+    for module in (events, keys, subscriptions, deliveries, tenants, event_types):
         app.include_router(module.router, responses=V1_ERRORS)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -34,6 +34,8 @@ TAGS = [
     {"name": "deliveries", "description": "One event to one subscription, and its attempts."},
     {"name": "tenants", "description": "Your customers: each one's subscriptions receive only "
                                        "the events published for it."},
+    {"name": "event types", "description": "The catalog: what each type means, and the JSON "
+                                           "Schema its events' data must match."},
     {"name": "api keys", "description": "Who may call the API, and with which role."},
     {"name": "operations", "description": "Health, readiness and metrics; no API key."},
 ]

@@ -32,12 +32,17 @@ def path_id(prefix: str) -> Any:
     return Path(pattern=id_pattern(prefix), description=f"a {prefix}_… id")
 
 
-def page_params(prefix: str | None) -> Callable[..., Awaitable[PageParams]]:
-    """The paging parameters of a list of ``prefix`` ids (``None``: tenant ids, yours)."""
-    pattern = id_pattern(prefix) if prefix is not None else ids.TENANT_ID_PATTERN.pattern
+def page_params(prefix: str | None, names: tuple[str, Callable[[str], bool]] | None = None
+                ) -> Callable[..., Awaitable[PageParams]]:
+    """The paging parameters of a list of ``prefix`` ids (``None``: tenant ids, yours), or of
+    other ``names`` (their pattern, and whether a cursor is one)."""
+    if names is not None:
+        pattern, valid = names
+    else:
+        pattern = id_pattern(prefix) if prefix is not None else ids.TENANT_ID_PATTERN.pattern
 
-    def valid(cursor: str) -> bool:
-        return ids.is_id(cursor, prefix) if prefix is not None else ids.is_tenant_id(cursor)
+        def valid(cursor: str) -> bool:
+            return ids.is_id(cursor, prefix) if prefix is not None else ids.is_tenant_id(cursor)
 
     async def params(  # async: FastAPI would run a plain def in a thread
         limit: int = Query(50, ge=1, le=500, description="page size, 1 to 500"),

@@ -8,6 +8,7 @@
 - ``events``: ingest (group commit, or one transaction with an idempotency key), the one
   ``fan_out`` of an event to deliveries, reads, event replay; ``batching`` the group commit
   and the driver-level insert it uses;
+- ``catalog``: the event-type catalog and the process's compiled copy of it;
 - ``deliveries``: lists, retry now, bulk replay, prune;
 - ``queue``: what the worker uses (claim, record, leases, rate tokens, wait for work),
   named by the ``WorkQueue`` protocol; ``health``: recording's failure streaks and the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from .base import StoreBase
 from .batching import DriverInsert, GroupCommit
+from .catalog import EventTypes
 from .deliveries import Deliveries
 from .events import EVENT_COLUMNS, Events
 from .fan_out import DELIVERY_COLUMNS, _delivery_row, fan_out
@@ -58,14 +60,15 @@ from .tenant_stats import TenantCounts, TenantStats
 from .tenants import Tenants
 
 
-class Store(Tenants, PortalLinks, Keys, Subscriptions, Events, Deliveries, Queue, Stats,
-            TenantStats):
+class Store(Tenants, PortalLinks, Keys, Subscriptions, Events, EventTypes, Deliveries, Queue,
+            Stats, TenantStats):
     """The whole store: every role's methods on one object."""
 
 
 __all__ = [
     "DELIVERY_COLUMNS", "EVENT_COLUMNS", "OPEN_STATUSES", "AttemptRecord", "Conflict",
-    "Deliveries", "DeliveryFilter", "DriverInsert", "EventRow", "Events", "GroupCommit",
+    "Deliveries", "DeliveryFilter", "DriverInsert", "EventRow", "EventTypes", "Events",
+    "GroupCommit",
     "IdempotencyKeyReused", "Invalid", "Job", "KeyDeleted", "KeyRow", "Keys", "NotFound", "Page",
     "PortalLink", "PortalLinks",
     "Queue", "QueueStats", "Scope", "Stats", "Store", "StoreBase", "Subscriptions",

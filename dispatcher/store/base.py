@@ -60,10 +60,11 @@ class StoreBase:
         return await self._ordered_page(
             stmt.order_by(id_col.asc() if order == "asc" else id_col.desc()), limit)
 
-    async def _ordered_page(self, stmt: sa.Select[Any], limit: int) -> Page:
-        """``limit`` rows of ``stmt`` (ordered already); the cursor is the last row's id."""
+    async def _ordered_page(self, stmt: sa.Select[Any], limit: int, key: str = "id") -> Page:
+        """``limit`` rows of ``stmt`` (ordered already); the cursor is the last row's
+        ``key``."""
         async with self.engine.connect() as conn:
             rows = [row_dict(r) for r in await conn.execute(stmt.limit(limit + 1))]
         more = len(rows) > limit
         rows = rows[:limit]
-        return Page(rows, rows[-1]["id"] if more and rows else None)
+        return Page(rows, rows[-1][key] if more and rows else None)

@@ -59,7 +59,9 @@ def _event_out(row: dict[str, Any]) -> dict[str, Any]:
         **error_responses(
             *BODY_ERRORS, 422, s422="validation_error: a body field is missing, of the wrong "
             "type, unknown or invalid (or tenant_id with broadcast); reserved_event_type: "
-            "a dispatcher.… type; or "
+            "a dispatcher.… type; schema_mismatch: data does not match the type's schema "
+            "in the catalog (the place is named); unknown_event_type: a type not in the "
+            "catalog, with DISPATCHER_REQUIRE_EVENT_TYPES; or "
             "idempotency_key_reused: the Idempotency-Key came with another type, data or "
             "tenant before (nothing is created)"),
     },
@@ -82,6 +84,10 @@ async def post_event(
                        "dispatcher's own operational events; publishers may not post them")
     # The hot path: the store from request.state, not one more dependency (StoreDep).
     state = request.state
+    known = await state.store.catalog.current()
+    if (refused := known.refusal(body.type, body.data,
+                                 state.settings.require_event_types)) is not None:
+        raise ApiError(422, *refused)
     try:
         event, created = await state.store.accept_event(
             who.key_id, body.type, body.data, idempotency_key or None,

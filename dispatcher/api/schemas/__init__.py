@@ -15,6 +15,7 @@ from .common import (
     utc_filter_time,
 )
 from .deliveries import AttemptOut, DeliveryOut, RecoverIn, Replayed, ReplayIn, Status
+from .event_types import EventTypeIn, EventTypeOut
 from .events import EventAccepted, EventIn, EventOut, EventReplayed, EventReplayIn
 from .keys import KeyCreated, KeyIn, KeyOut
 from .subscriptions import (
@@ -32,7 +33,8 @@ from .tenants import PortalLinkIn, PortalLinkOut, TenantIn, TenantOut
 __all__ = [
     "EARLIEST", "EXAMPLE_TYPE", "ID_EXAMPLES", "LATEST", "NO_NUL", "AttemptOut", "DeliveryOut",
     "ErrorBody", "ErrorOut", "EventAccepted", "EventIn", "EventOut", "EventReplayIn",
-    "EventReplayed", "FilterTestIn", "FilterTestOut", "HealthOut", "KeyCreated", "KeyIn",
+    "EventReplayed", "EventTypeIn", "EventTypeOut", "FilterTestIn", "FilterTestOut",
+    "HealthOut", "KeyCreated", "KeyIn",
     "KeyOut", "Listing", "PortalLinkIn",
     "PortalLinkOut", "ReadyOut", "RecoverIn", "ReplayIn", "Replayed", "RotateIn", "Status",
     "SubscriptionIn", "SubscriptionOut",
