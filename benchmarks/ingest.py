@@ -28,9 +28,14 @@ requests, then N timed requests by C tasks; every answer must be 202) against:
   every event matches (so both fan out to all and only the filters differ); R alternating
   rounds of N events of each type, each row's figure its median round.
 
+- ``ingest-unvalidated (<engine>)`` and ``ingest-validated (<engine>)``: the same, with the
+  same events of a type the catalog does not know and of one with a JSON Schema of eleven
+  rules (``BENCH_SCHEMA``) that every event's data is checked against.
+
 The figures that matter are the ratios ``dispatcher-ingest / bare-fastapi`` within one run
 (issue 6's target: at least 0.5), ``ingest-with-key / ingest-without-key`` (issue 16's:
-at least 0.8) and ``ingest-filtered / ingest-unfiltered`` (issue 17's: at least 0.7),
+at least 0.8), ``ingest-validated / ingest-unvalidated`` (issue 18's: at least 0.8) and
+``ingest-filtered / ingest-unfiltered`` (issue 17's: at least 0.7),
 which ``benchmarks/report.py`` computes.
 """
 
@@ -39,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -116,23 +122,57 @@ async def dispatcher_ingest(engine: str, n: int, c: int) -> Result:
 async def idempotent_ingest(engine: str, n: int, c: int, rounds: int) -> list[Result]:
     """``ingest-without-key`` and ``ingest-with-key`` on ``engine``: ``rounds`` alternating
     rounds of N events at C on one API process; each row's seconds are its median round's."""
+    # A key of its own per event and round: every request makes an event.
+    return await _alternating(engine, n, c, rounds, {
+        "without-key": lambda r: (BODY, {}),
+        "with-key": lambda r: (BODY, {"idempotency-key": f"bench-{r}-{{i}}"})})
+
+
+# What ``BODY``'s data is, as the catalog's schema of ``bench.validated`` says it: eleven
+# rules, as a publisher would write them.
+BENCH_SCHEMA = {
+    "type": "object", "required": ["order_id", "amount", "currency", "customer"],
+    "additionalProperties": False,
+    "properties": {
+        "order_id": {"type": "string", "pattern": "^ord_[0-9]+$"},
+        "amount": {"type": "integer", "minimum": 0},
+        "currency": {"enum": ["EUR", "USD", "GBP"]},
+        "customer": {"type": "object", "required": ["id"], "properties": {
+            "id": {"type": "string"}, "email": {"type": "string", "maxLength": 254}}}}}
+
+
+async def validated_ingest(engine: str, n: int, c: int, rounds: int) -> list[Result]:
+    """``ingest-unvalidated`` and ``ingest-validated`` on ``engine``: the same events, of a
+    type with no entry in the catalog and of one with ``BENCH_SCHEMA``, in ``rounds``
+    alternating rounds of N at C on one API process; each row's seconds its median round's."""
+    return await _alternating(engine, n, c, rounds, {
+        "unvalidated": lambda r: (body_of("bench.unvalidated"), {}),
+        "validated": lambda r: (body_of("bench.validated"), {})},
+        catalog={"bench.validated": BENCH_SCHEMA})
+
+
+async def _alternating(engine: str, n: int, c: int, rounds: int,
+                       kinds: dict[str, Callable[[int], tuple[str, dict[str, str]]]],
+                       catalog: dict[str, Any] | None = None) -> list[Result]:
+    """Rows ``ingest-<kind> (<engine>)``: on one fresh API process and database (with
+    ``catalog``'s schemas put), ``rounds`` rounds of N events at C of each kind in turn,
+    each kind giving the body and headers of round r; every event accepted must be stored
+    with its deliveries."""
     if rounds < 1 or rounds % 2 == 0:
         raise ValueError("rounds must be odd, so that the median is a round's figure")
-    seconds: dict[str, list[float]] = {"without": [], "with": []}
+    seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
     accepted = 0
     async with fresh_database(engine) as database_url:
         api = DispatcherProcess("api", database_url)
         await asyncio.to_thread(api.__enter__)
         try:
-            key = await _set_up(api.url)
+            key = await _set_up(api.url, catalog=catalog or {})
             auth = {"authorization": f"Bearer {key}"}
             for r in range(rounds):
-                for kind in ("without", "with"):
-                    # A key of its own per event and round: every request makes an event.
-                    headers = auth | ({"idempotency-key": f"bench-{r}-{{i}}"}
-                                      if kind == "with" else {})
-                    found = await run_load(api.url + "/v1/events", n, c, body=BODY,
-                                           headers=headers, deadline=deadline_for(n))
+                for kind, make in kinds.items():
+                    body, headers = make(r)
+                    found = await run_load(api.url + "/v1/events", n, c, body=body,
+                                           headers=auth | headers, deadline=deadline_for(n))
                     seconds[kind].append(found["seconds"])
                     accepted += n + found["warmup"]
             api.process.kill()  # type: ignore[union-attr]
@@ -140,10 +180,9 @@ async def idempotent_ingest(engine: str, n: int, c: int, rounds: int) -> list[Re
         finally:
             await asyncio.to_thread(api.__exit__)
         await check_stored(database_url, accepted)
-    common = {"rounds": rounds}
-    return [Result(f"ingest-{kind}-key ({engine})", n, c, statistics.median(seconds[kind]),
-                   {**common, "round_rates": [round(n / s) for s in seconds[kind]]})
-            for kind in ("without", "with")]
+    return [Result(f"ingest-{kind} ({engine})", n, c, statistics.median(seconds[kind]),
+                   {"rounds": rounds, "round_rates": [round(n / s) for s in seconds[kind]]})
+            for kind in kinds]
 
 
 def passing_filter(k: int) -> dict[str, Any]:
@@ -189,12 +228,17 @@ async def filtered_ingest(engine: str, n: int, c: int, rounds: int,
             for kind in kinds]
 
 
-async def _set_up(url: str, subscriptions: int = SUBSCRIPTIONS) -> str:
-    """A publisher key and the subscriptions, through the API as the admin; the key."""
+async def _set_up(url: str, subscriptions: int = SUBSCRIPTIONS,
+                  catalog: dict[str, Any] | None = None) -> str:
+    """A publisher key, the subscriptions and ``catalog``'s schemas (type -> schema), through
+    the API as the admin; the key."""
     admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
     async with httpx.AsyncClient(base_url=url, headers=admin, timeout=30) as client:
         made = await client.post("/v1/api-keys", json={"role": "publisher", "name": "bench"})
         made.raise_for_status()
+        for event_type, schema in (catalog or {}).items():
+            (await client.put(f"/v1/event-types/{event_type}",
+                              json={"schema": schema})).raise_for_status()
         for i in range(subscriptions):
             # Never called: no worker runs. A closed port on 127.0.0.1 all the same.
             answer = await client.post("/v1/subscriptions", json={

@@ -86,6 +86,7 @@ def ratios(results: list[Result]) -> list[tuple[str, float]]:
                   (f"ingest-with-key ({engine})", f"ingest-without-key ({engine})", None),
                   (f"ingest-filtered ({engine})", f"ingest-unfiltered ({engine})",
                    None),
+                  (f"ingest-validated ({engine})", f"ingest-unvalidated ({engine})", None),
                   (f"backlog-1m ({engine})", f"backlog-empty ({engine})", None),
                   (f"tenant-ingest ({engine})", f"tenant-less-ingest ({engine})", None),
                   (f"busy-subscription ({engine})", f"spread-subscriptions ({engine})", None),
@@ -118,6 +119,11 @@ def checks(results: list[Result]) -> list[Check]:
         out.append(Check(f"ingest with a unique Idempotency-Key / without ({engine})",
                          _ratio(results, f"ingest-with-key ({engine})",
                                 f"ingest-without-key ({engine})"), ">=", 0.8))
+    for engine in ("sqlite", "postgresql"):
+        # Issue 18: checking every event's data against its type's JSON Schema costs little.
+        out.append(Check(f"ingest of events checked against a JSON Schema / unchecked ({engine})",
+                         _ratio(results, f"ingest-validated ({engine})",
+                                f"ingest-unvalidated ({engine})"), ">=", 0.8))
     for engine in ("sqlite", "postgresql"):
         # Issue 17: a filter on each of 1,000 subscriptions costs ingest little.
         out.append(Check(f"ingest to 1,000 subscriptions with filters / without ({engine})",

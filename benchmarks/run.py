@@ -7,8 +7,8 @@ Parts, in order (``--only`` picks some, comma-separated):
 
 - ``delivery``: ``bare-httpx``, ``bare-aiohttp``, ``httpx-over-aiohttp`` and
   ``dispatcher-delivery`` per engine, at each concurrency (``benchmarks/delivery.py``);
-- ``ingest``: ``bare-fastapi``, ``dispatcher-ingest``, ``ingest-without-key`` and
-  ``ingest-with-key`` per engine
+- ``ingest``: ``bare-fastapi``, ``dispatcher-ingest``, ``ingest-without-key``,
+  ``ingest-with-key``, ``ingest-unvalidated`` and ``ingest-validated`` per engine
   (``benchmarks/ingest.py``);
 - ``filters``: ``ingest-unfiltered`` and ``ingest-filtered`` per engine: events to
   1,000 subscriptions, without filters and with one each that every event matches
@@ -99,6 +99,8 @@ async def measure(args: argparse.Namespace, report_one: Callable[[Result], None]
             keep(await ingest.dispatcher_ingest(engine, n, args.ingest_concurrency))
             keep(*await ingest.idempotent_ingest(engine, n, args.ingest_concurrency,
                                                  3 if args.quick else 5))
+            keep(*await ingest.validated_ingest(engine, n, args.ingest_concurrency,
+                                                3 if args.quick else 5))
     if "filters" in args.only:
         for engine in engines:
             keep(*await (ingest.filtered_ingest(engine, 50, args.ingest_concurrency, 3, 100)

@@ -23,7 +23,7 @@ ONE_PROCESS = "serve-one-process (sqlite, WORKER_PROCESSES=0)"
 EXPECTED = {
     "bare-httpx", "bare-aiohttp", "httpx-over-aiohttp", DELIVERY,
     "bare-fastapi", "dispatcher-ingest (sqlite)", "ingest-with-key (sqlite)",
-    "ingest-without-key (sqlite)",
+    "ingest-without-key (sqlite)", "ingest-validated (sqlite)", "ingest-unvalidated (sqlite)",
     "latency (sqlite)", "fan-out (sqlite)",
     "backlog-empty (sqlite)", "backlog-1m (sqlite)",
     "tenant-less-ingest (sqlite)", "tenant-ingest (sqlite)",
@@ -77,7 +77,8 @@ def test_quick_benchmark_runs_every_part(tmp_path):
     assert by_name["ordered-subscription (sqlite)"]["extra"]["ordered"] is True
     # Every target of the issue is evaluated; on SQLite each one has a figure.
     sqlite_targets = [t for t in report["targets"] if "postgresql" not in t["what"]]
-    assert len(report["targets"]) == 28  # issue 17 added one per engine (filters)
+    # issue 17 added one per engine (filters), issue 18 one (schemas)
+    assert len(report["targets"]) == 30
     assert all(t["value"] is not None and t["met"] in (True, False) for t in sqlite_targets)
     assert any(f"{DELIVERY} / bare-aiohttp" in r["ratio"] for r in report["ratios"])
     assert report["defaults"]["worker_concurrency"] == \
