@@ -98,7 +98,9 @@ class EventTypes(StoreBase):
         self.catalog.changed()
 
     async def event_type_names(self) -> list[str]:
-        """Every type in the catalog, by name (for the portal's and dashboard's forms)."""
+        """The catalog's types that are not deprecated, by name (what the portal's forms
+        offer first)."""
         async with self.engine.connect() as conn:
             return list((await conn.scalars(
-                sa.select(_t.c.type).where(LIVE).order_by(_t.c.type))).all())
+                sa.select(_t.c.type).where(LIVE, _t.c.deprecated.is_(False))
+                .order_by(_t.c.type).limit(200))).all())

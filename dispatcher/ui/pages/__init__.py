@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 # isort: off
 # Imported for their pages, registered on the router in this order.
-from . import login, overview, subscriptions, tenants, deliveries, replay  # noqa: F401
+from . import login, overview, subscriptions, tenants, deliveries, replay, event_types  # noqa: F401
 # isort: on
 from ..replays import ReplayJobs
 from .site import LoginNeeded, PageError, current_session, pretty_payload, render, router

@@ -71,8 +71,11 @@ def checked(request: Request, fields: dict[str, Any], model: type[Any]) -> dict[
 
 
 async def offered_types(store: Store, visit: Visit) -> list[str]:
-    """The event types a form offers: those this tenant's deliveries carried lately."""
-    return await store.recent_event_types(visit.tenant_id)
+    """The event types a form offers: the catalog's (but deprecated ones), then those this
+    tenant's deliveries carried lately."""
+    catalogued = await store.event_type_names()
+    return catalogued + [t for t in await store.recent_event_types(visit.tenant_id)
+                         if t not in catalogued]
 
 
 async def endpoint_of(store: Store, visit: Visit, sub_id: str) -> dict[str, Any]:
