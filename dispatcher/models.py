@@ -134,6 +134,8 @@ class Event(SQLModel, table=True):
     tenant_id: str | None = _tenant_id()  # published for this tenant only
     # Published to every tenant's subscriptions and to those of none (tenant_id is null).
     broadcast: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # The W3C traceparent of the request that accepted it, while tracing is on (tracing.py).
+    trace_context: str | None = Field(default=None, max_length=55)
     created_at: datetime = _ts()
 
 

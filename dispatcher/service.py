@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from . import tracing
 from .config import Settings
 from .database import open_database
 from .store import Store
@@ -95,7 +96,8 @@ async def running(settings: Settings, *, workers: bool,
                   serves_requests: bool = True) -> AsyncIterator[Runtime]:
     db = open_database(settings, serves_requests=serves_requests)
     store = Store(db)
-    client = make_http_client(settings)
+    tracing.from_environment()
+    client = tracing.instrument_client(make_http_client(settings))
     runtime = Runtime(settings, store, client)
     listener: asyncio.Task[None] | None = None
     try:

@@ -11,6 +11,7 @@ the lease runs out and another worker sends it again (at least once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from . import metrics
+from . import metrics, tracing
 from .clock import utcnow
 from .config import Settings, lease_for
 from .due import DueMemory
@@ -36,6 +37,7 @@ from .store import AttemptRecord, Job, WorkQueue
 from .vocabulary import AttemptOutcome, DeliveryStatus
 
 log = logging.getLogger("dispatcher.worker")
+NO_SPAN = contextlib.nullcontext()  # tracing off: no attribute dict made per attempt
 
 
 class Worker:
@@ -279,12 +281,16 @@ class Worker:
                                  "subscription_id": job.subscription_id})
 
     async def _attempt_and_queue(self, job: Job) -> None:
-        response = await send(
-            self.client, job.url, job.event_id, job.payload, job.keys,
-            job.headers if job.sequence is None
-            else job.headers | {SEQUENCE_HEADER: str(job.sequence)},
-            job.timeout or self.settings.delivery_timeout_seconds,
-        )
+        with tracing.attempt_span(job.event_type, job.trace_context, {
+                "dispatcher.delivery_id": job.delivery_id, "dispatcher.event_id": job.event_id,
+                "dispatcher.subscription_id": job.subscription_id,
+                "dispatcher.attempt": job.number}) if tracing.active() else NO_SPAN:
+            response = await send(
+                self.client, job.url, job.event_id, job.payload, job.keys,
+                job.headers if job.sequence is None
+                else job.headers | {SEQUENCE_HEADER: str(job.sequence)},
+                job.timeout or self.settings.delivery_timeout_seconds,
+            )
         now = utcnow()
         outcome = Outcome(response.status_code, parse_retry_after(response.retry_after, now),
                           response.blocked)

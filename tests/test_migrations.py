@@ -73,7 +73,8 @@ def test_models_and_migrations_do_not_drift(database_url):
 TENANT_COLUMNS = {"api_key": {"tenant_id"}, "subscription": {
                       "tenant_id", "filter", "retry_schedule", "timeout_seconds",
                       "signature_scheme", "ordered", "next_sequence"},
-                  "event": {"tenant_id", "broadcast"}, "delivery": {"tenant_id", "sequence"}}
+                  "event": {"tenant_id", "broadcast", "trace_context"},
+                  "delivery": {"tenant_id", "sequence"}}
 NOT_NULL_ADDED = {"broadcast", "signature_scheme", "ordered", "next_sequence"}
 DATA_TABLES = ("api_key", "subscription", "event", "delivery", "attempt")
 

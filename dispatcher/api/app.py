@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from .. import __version__
+from .. import __version__, tracing
 from ..config import Settings
 from ..service import running
 from ..store import Store
@@ -109,4 +109,7 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
         from ..ui import mount
 
         mount(app, dashboard=settings.ui_enabled, portal=settings.portal_enabled)
+    # A server span per request, when the OTEL_* environment asks for traces.
+    tracing.from_environment()
+    tracing.instrument_app(app)
     return app

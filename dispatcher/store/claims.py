@@ -130,7 +130,8 @@ async def soonest_due(conn: AsyncConnection, now: datetime, skip: Sequence[str] 
 
 
 # What a claim reads of its deliveries' events and subscriptions (``b_ids``).
-PAYLOADS = sa.select(event_table.c.id, event_table.c.payload).where(event_table.c.id.in_(_ANY))
+PAYLOADS = sa.select(event_table.c.id, event_table.c.payload, event_table.c.trace_context
+                     ).where(event_table.c.id.in_(_ANY))
 _s = subscription_table
 TARGETS = sa.select(_s.c.id, _s.c.url, _s.c.headers, _s.c.secrets, _s.c.rate_limit_per_second,
                     _s.c.failing_since, _s.c.deleted_at, _s.c.retry_schedule,

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .. import ids
+from .. import ids, tracing
 from ..clock import utcnow
 from ..database import Database
 from ..models import api_key_table, delivery_table, event_table, subscription_table
@@ -51,7 +51,7 @@ from .rows import (
 )
 
 EVENT_COLUMNS = ("id", "type", "payload", "publisher", "idempotency_key", "tenant_id",
-                 "broadcast", "created_at")
+                 "broadcast", "trace_context", "created_at")
 
 _e = event_table
 # An event as lists and reads show it.
@@ -147,7 +147,8 @@ class Events(StoreBase):
         event = EventRow(id=ids.new_id("evt"), type=event_type, publisher=publisher,
                          idempotency_key=idempotency_key, tenant_id=tenant_id,
                          broadcast=broadcast, created_at=now,
-                         payload=encode_payload(event_type, now, data))
+                         payload=encode_payload(event_type, now, data),
+                         trace_context=tracing.traceparent())
         result = await self._ingest.submit(_NewEvent(event, check_key, data, idempotency_ttl))
         if isinstance(result, dict):
             return result, False

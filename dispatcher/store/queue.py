@@ -160,8 +160,8 @@ class Queue(StoreBase):
                 return []
             # Each event and subscription once, however many of the deliveries share it
             # (a fan-out is one event to many; a busy subscription gets many events).
-            payloads = dict((await conn.execute(
-                PAYLOADS, {"b_ids": list({r.event_id for r in claimed})})).all())
+            events = {e.id: e for e in await conn.execute(
+                PAYLOADS, {"b_ids": list({r.event_id for r in claimed})})}
             subs = {r.id: r for r in await conn.execute(
                 TARGETS, {"b_ids": list({r.subscription_id for r in claimed})})}
             # Nothing goes to a deleted subscription: a delivery of one found pending (left
@@ -188,7 +188,7 @@ class Queue(StoreBase):
                 url=sub.url,
                 headers=sub.headers,
                 keys=keys[r.subscription_id],
-                payload=payloads[r.event_id],
+                payload=events[r.event_id].payload,
                 rate_limit=sub.rate_limit_per_second,
                 failing_since=sub.failing_since,
                 resume_at=r.resume_at,
@@ -198,10 +198,11 @@ class Queue(StoreBase):
                 sequence=r.sequence,
                 event_type=r.event_type,
                 tenant_id=r.tenant_id,
+                trace_context=events[r.event_id].trace_context,
             )
             # First attempts first, as the claim chose them; each lane in due order.
             for r in sorted(claimed, key=lambda r: (r.attempts > 0, r.next_attempt_at))
-            if (sub := subs.get(r.subscription_id)) is not None and r.event_id in payloads
+            if (sub := subs.get(r.subscription_id)) is not None and r.event_id in events
         ]
 
     async def record_attempts(

@@ -107,6 +107,7 @@ class EventRow(TypedDict):
     broadcast: bool
     created_at: datetime
     payload: bytes
+    trace_context: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,7 @@ class Job:
     sequence: int | None = None  # its place among an ordered subscription's deliveries
     event_type: str = ""
     tenant_id: str | None = None  # its subscription's
+    trace_context: str | None = None  # the accepting request's traceparent (tracing.py)
 
     @property
     def paced(self) -> bool:
