@@ -60,6 +60,23 @@ class StoreBase:
         return await self._ordered_page(
             stmt.order_by(id_col.asc() if order == "asc" else id_col.desc()), limit)
 
+    async def _page_by_creation(
+        self, stmt: sa.Select[Any], created: sa.ColumnElement[Any], key: sa.ColumnElement[str],
+        cursor: str | None, limit: int, order: str,
+    ) -> Page:
+        """A page of rows whose keys are chosen by callers (tenant ids, event types) and say
+        nothing of time: newest first (oldest with ``asc``) by creation time, then key; the
+        cursor is the last key seen (rows are kept when deleted, so its place is kept)."""
+        newest_first = order != "asc"
+        both = sa.tuple_(created, key)
+        if cursor is not None:
+            at = sa.select(created).where(key == cursor).scalar_subquery()
+            bound = sa.tuple_(at, sa.literal(cursor))
+            stmt = stmt.where(both < bound if newest_first else both > bound)
+        direction = sa.desc if newest_first else sa.asc
+        return await self._ordered_page(stmt.order_by(direction(created), direction(key)),
+                                        limit, key=key.key or "id")
+
     async def _ordered_page(self, stmt: sa.Select[Any], limit: int, key: str = "id") -> Page:
         """``limit`` rows of ``stmt`` (ordered already); the cursor is the last row's
         ``key``."""

@@ -76,16 +76,8 @@ class EventTypes(StoreBase):
     async def list_event_types(self, cursor: str | None, limit: int, order: str) -> Page:
         """Newest first (or oldest, ``asc``), by creation time then type; the cursor is the
         last type seen (a deleted type's row stays, so its place is kept)."""
-        newest_first = order != "asc"
-        stmt = sa.select(*SHOWN).where(LIVE)
-        key = sa.tuple_(_t.c.created_at, _t.c.type)
-        if cursor is not None:
-            at = sa.select(_t.c.created_at).where(_t.c.type == cursor).scalar_subquery()
-            bound = sa.tuple_(at, sa.literal(cursor))
-            stmt = stmt.where(key < bound if newest_first else key > bound)
-        direction = (sa.desc if newest_first else sa.asc)
-        stmt = stmt.order_by(direction(_t.c.created_at), direction(_t.c.type))
-        return await self._ordered_page(stmt, limit, key="type")
+        return await self._page_by_creation(sa.select(*SHOWN).where(LIVE), _t.c.created_at,
+                                            _t.c.type, cursor, limit, order)
 
     async def delete_event_type(self, event_type: str) -> None:
         now = utcnow()

@@ -83,18 +83,8 @@ class Tenants(StoreBase):
         """Newest first (or oldest, ``asc``): by creation time, then id, since the ids are
         the publisher's and say nothing of time; the cursor is still the last id seen (a
         deleted tenant's row stays, so its place is kept)."""
-        newest_first = order != "asc"
-        stmt = sa.select(*TENANT_COLUMNS).where(LIVE)
-        key = sa.tuple_(_t.c.created_at, _t.c.id)
-        if cursor is not None:
-            at = sa.select(_t.c.created_at).where(_t.c.id == cursor).scalar_subquery()
-            bound = sa.tuple_(at, sa.literal(cursor))
-            stmt = stmt.where(key < bound if newest_first else key > bound)
-        if newest_first:
-            stmt = stmt.order_by(_t.c.created_at.desc(), _t.c.id.desc())
-        else:
-            stmt = stmt.order_by(_t.c.created_at.asc(), _t.c.id.asc())
-        return await self._ordered_page(stmt, limit)
+        return await self._page_by_creation(sa.select(*TENANT_COLUMNS).where(LIVE),
+                                            _t.c.created_at, _t.c.id, cursor, limit, order)
 
     async def count_tenant_holdings(self, tenant_id: str) -> dict[str, int]:
         """What ``delete_tenant`` would take now: its live ``subscriptions``, their open
