@@ -1,6 +1,6 @@
 """Scheduled retries a worker has claimed and holds until they may start: a token bucket
-whose rate ``pacing.retry_rate_after`` sets from the event loop's lag, so that a retry storm
-yields the loop to first attempts. ``HeldRetries`` has no I/O and no clock of its own (the
+whose rate ``pacing.retry_rate_after`` sets from the event loop's lag and from how late first
+attempts are claimed, so that a retry storm yields the machine to first attempts. ``HeldRetries`` has no I/O and no clock of its own (the
 worker passes its loop's time in); ``follow_the_loop`` looks at the lag.
 """
 
@@ -19,6 +19,7 @@ BURST_SECONDS = 0.05  # retries may start in bursts of this many seconds' worth
 # the machine's, not this loop's).
 LAG_PROBE_SECONDS = 0.01
 LAG_PROBES = 5
+LEAST_OF = 200  # looks (10 s of them) whose least fresh lateness is the usual
 
 
 class HeldRetries:
@@ -28,6 +29,10 @@ class HeldRetries:
         self._tokens = 1.0
         self._tokens_at = now
         self._held_back = False  # retries waited for tokens since the last look at the lag
+        # How late first attempts were claimed (seconds after due): since the last look,
+        # and the least of the recent ones (a clock offset between machines cancels out).
+        self._late: list[float] = []
+        self._least: deque[float] = deque(maxlen=LEAST_OF)
 
     def __len__(self) -> int:
         return len(self._held)
@@ -51,8 +56,20 @@ class HeldRetries:
             self._held_back = True
         return released
 
+    def fresh_claimed(self, late: list[float]) -> None:
+        """First attempts were claimed ``late`` seconds after they came due."""
+        self._late += late
+
     def looked(self, lag: float) -> None:
-        """The event loop was seen ``lag`` seconds late: the rate from now on."""
+        """The event loop was seen ``lag`` seconds late: the rate from now on. First
+        attempts claimed later than usual since the last look count as lag too: a storm
+        that keeps the machine's other processes (the database, the API) busy delays fresh
+        deliveries without this loop falling behind."""
+        if self._late:
+            median = statistics.median(self._late)
+            self._least.append(min(self._late))
+            lag = max(lag, median - min(self._least))
+            self._late = []
         self.rate = retry_rate_after(self.rate, lag, self._held_back)
         self._held_back = False
 

@@ -33,7 +33,8 @@ def streak_after(fast_streak: int, seconds: float) -> int:
 # does not help (a few slots answering in 1 ms are thousands a second), so retries start
 # at a rate that follows the loop's lag, as TCP's window follows loss: it grows while the
 # loop comes round quickly and retries were held back for it, and halves when it falls
-# behind.
+# behind. First attempts claimed later than usual count as lag too (held_retries.py):
+# the storm's load on the database and the API slows fresh deliveries before this loop lags.
 LAG_LOW = 0.002  # the loop came round within 2 ms: retries may start faster
 LAG_HIGH = 0.005  # more than 5 ms behind: retries start at half the rate
 RETRY_RATE_START = 100.0  # retries a worker starts per second at first

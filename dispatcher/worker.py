@@ -162,6 +162,10 @@ class Worker:
                 fresh = sum(job.number == 1 for job in jobs)
                 if fresh:
                     self._fresh_at = time.monotonic()
+                    wall = utcnow()
+                    self._retries.fresh_claimed([(wall - job.due_at).total_seconds()
+                                                 for job in jobs
+                                                 if job.number == 1 and job.due_at])
                 # A claim full of retries may have left more due: claim again at once.
                 more = 0 < most < wanted and claimed - fresh >= most
                 if claimed:

@@ -49,3 +49,42 @@ def test_nothing_held_releases_nothing_and_a_drain_gives_every_id_back():
     held.hold([job(n) for n in range(3)])
     assert held.drain() == ["dlv_0", "dlv_1", "dlv_2"]
     assert len(held) == 0 and held.release(10.0) == []
+
+
+def _waiting() -> HeldRetries:
+    """Retries held back for the rate: a quick look would raise it."""
+    held = HeldRetries(now=0.0)
+    held.hold([job(n) for n in range(50)])
+    held.release(0.0)
+    return held
+
+
+def test_first_attempts_claimed_later_than_usual_slow_retries_down():
+    held = _waiting()
+    held.fresh_claimed([0.001, 0.002, 0.0015])  # the usual: 1 ms
+    held.looked(0.0)
+    assert held.rate == RETRY_RATE_START + RETRY_RATE_STEP  # within the usual: faster
+    held.release(1.0)
+    # 10 ms later than the least seen, with the loop itself on time: half.
+    held.fresh_claimed([0.011, 0.012, 0.013])
+    held.looked(0.0)
+    assert held.rate == (RETRY_RATE_START + RETRY_RATE_STEP) / 2
+
+
+def test_a_clock_offset_between_machines_is_not_lateness():
+    held = _waiting()
+    # The API's clock 2 s behind this worker's: every first attempt looks 2 s late.
+    for _ in range(3):
+        held.release(1.0)
+        held.fresh_claimed([2.001, 2.0015, 2.002])
+        held.looked(0.0)
+    assert held.rate == RETRY_RATE_START + 3 * RETRY_RATE_STEP
+
+
+def test_no_first_attempt_since_the_last_look_leaves_only_the_loops_lag():
+    held = _waiting()
+    held.fresh_claimed([0.001])
+    held.looked(0.0)
+    held.release(1.0)
+    held.looked(0.0)  # none claimed meanwhile: nothing late
+    assert held.rate == RETRY_RATE_START + 2 * RETRY_RATE_STEP

@@ -192,6 +192,7 @@ class Queue(StoreBase):
                 rate_limit=sub.rate_limit_per_second,
                 failing_since=sub.failing_since,
                 resume_at=r.resume_at,
+                due_at=r.next_attempt_at,
                 retry_schedule=None if sub.retry_schedule is None
                 else tuple(sub.retry_schedule),
                 timeout=sub.timeout_seconds,

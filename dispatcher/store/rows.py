@@ -152,6 +152,7 @@ class Job:
     event_type: str = ""
     tenant_id: str | None = None  # its subscription's
     trace_context: str | None = None  # the accepting request's traceparent (tracing.py)
+    due_at: datetime | None = None  # when it came due (a first attempt: when accepted)
 
     @property
     def paced(self) -> bool:
