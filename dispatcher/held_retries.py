@@ -1,7 +1,8 @@
 """Scheduled retries a worker has claimed and holds until they may start: a token bucket
 whose rate ``pacing.retry_rate_after`` sets from the event loop's lag and from how late first
-attempts are claimed, so that a retry storm yields the machine to first attempts. ``HeldRetries`` has no I/O and no clock of its own (the
-worker passes its loop's time in); ``follow_the_loop`` looks at the lag.
+attempts are claimed, so that a retry storm yields the machine to first attempts.
+``HeldRetries`` has no I/O and no clock of its own (the worker passes its loop's time in);
+``follow_the_loop`` looks at the lag.
 """
 
 from __future__ import annotations
