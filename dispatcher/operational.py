@@ -10,6 +10,7 @@ endpoint cannot feed itself events about itself.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -45,6 +46,7 @@ class Finished(NamedTuple):
     attempts: int  # the delivery's attempts so far, this one included
     status_code: int | None
     error: str | None
+    failing_since: datetime | None  # its subscription's streak of failures, when claimed
 
 
 def disabled(subscription_id: str, tenant_id: str | None, reason: DisabledReason) -> Notice:
@@ -67,17 +69,21 @@ def delivery_failed(f: Finished) -> Notice:
 
 def after_recording(finished: Sequence[Finished], failed: Iterable[str],
                     disabled_now: Mapping[str, DisabledReason],
-                    recovered_now: Iterable[str]) -> list[Notice]:
+                    ended_now: Iterable[str], now: datetime) -> list[Notice]:
     """The notices of one recording: a ``delivery.failed`` for each delivery id in
     ``failed`` (moved to failed for good by it), a ``subscription.disabled`` for each
     subscription ``disabled_now`` names, a ``subscription.recovered`` for each in
-    ``recovered_now``; none that an attempt at an operational event caused."""
+    ``ended_now`` (its streak ended by it) whose streak, as its attempts were claimed, had
+    lasted ``RECOVERED_AFTER``; none that an attempt at an operational event caused."""
     by_delivery = {f.delivery_id: f for f in finished}
     # A subscription's change is news if an attempt at a publisher's event took part in it.
-    loud = {f.subscription_id: f.tenant_id for f in finished if not is_reserved(f.event_type)}
+    loud = {f.subscription_id: f for f in finished if not is_reserved(f.event_type)}
     notices = [delivery_failed(by_delivery[d]) for d in sorted(set(failed))
                if d in by_delivery and not is_reserved(by_delivery[d].event_type)]
-    notices += [disabled(sub, loud[sub], reason) for sub, reason in sorted(disabled_now.items())
-                if sub in loud]
-    notices += [recovered(sub, loud[sub]) for sub in sorted(set(recovered_now)) if sub in loud]
+    notices += [disabled(sub, loud[sub].tenant_id, reason)
+                for sub, reason in sorted(disabled_now.items()) if sub in loud]
+    long_ago = now - RECOVERED_AFTER
+    notices += [recovered(sub, loud[sub].tenant_id) for sub in sorted(set(ended_now))
+                if sub in loud and (since := loud[sub].failing_since) is not None
+                and since <= long_ago]
     return notices

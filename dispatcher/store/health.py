@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..health import StreakChanges
 from ..models import delivery_table, subscription_table
-from ..operational import RECOVERED_AFTER
 from ..vocabulary import DeliveryStatus, DisabledReason
 
 
@@ -35,10 +34,10 @@ async def hold_pending(conn: AsyncConnection, sub_ids: Sequence[str], now: datet
 
 class Settled(NamedTuple):
     """What a recording changed of its subscriptions' health, as operational events tell
-    it: those it disabled, with why, and those whose long streak it ended."""
+    it: those it disabled, with why, and those whose streak it ended."""
 
     disabled: dict[str, DisabledReason]
-    recovered: list[str]
+    ended: list[str]
 
 
 async def settle_streaks(conn: AsyncConnection, changes: StreakChanges,
@@ -47,14 +46,11 @@ async def settle_streaks(conn: AsyncConnection, changes: StreakChanges,
     subscriptions disabled now, and of those of ``retried`` (deliveries going back to
     pending) disabled meanwhile by an operator or another worker."""
     s = subscription_table
-    recovered: list[str] = []
+    ended: list[str] = []
     if changes.recovered:
-        ended = [s.c.id.in_(changes.recovered), s.c.failing_since.is_not(None)]
-        # The long streaks first, to be told (RETURNING shows the new value, not the old).
-        recovered = list((await conn.execute(
-            sa.update(s).where(*ended, s.c.failing_since <= now - RECOVERED_AFTER)
+        ended = list((await conn.execute(
+            sa.update(s).where(s.c.id.in_(changes.recovered), s.c.failing_since.is_not(None))
             .values(failing_since=None).returning(s.c.id))).scalars())
-        await conn.execute(sa.update(s).where(*ended).values(failing_since=None))
     if changes.started:
         await conn.execute(
             sa.update(s).where(s.c.id.in_(changes.started), s.c.failing_since.is_(None))
@@ -85,4 +81,4 @@ async def settle_streaks(conn: AsyncConnection, changes: StreakChanges,
         held |= set(off.scalars())
     if held:
         await hold_pending(conn, sorted(held), now)
-    return Settled(disabled, recovered)
+    return Settled(disabled, ended)

@@ -110,7 +110,7 @@ def _move(r: AttemptRecord) -> dict[str, Any]:
 def _finished(r: AttemptRecord) -> Finished:
     job = r.job
     return Finished(job.delivery_id, job.event_id, job.event_type, job.subscription_id,
-                    job.tenant_id, job.number, r.status_code, r.error)
+                    job.tenant_id, job.number, r.status_code, r.error, job.failing_since)
 
 
 async def _failed_now(conn: AsyncConnection, records: Sequence[AttemptRecord],
@@ -239,7 +239,7 @@ class Queue(StoreBase):
                 await self.db.announce(conn)
             told = await operational.publish(self.db, conn, after_recording(
                 [_finished(r) for r in records], await _failed_now(conn, records, now),
-                settled.disabled, settled.recovered), now)
+                settled.disabled, settled.ended, now), now)
         if promoted or told:
             self.wake()  # this process's workers too: the next head, or news, is due now
 
