@@ -93,35 +93,29 @@ def mismatch(validator: Any, data: Any, root: str = "data") -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    validator: Any | None  # None: the type is known but has no schema
-    deprecated: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class Catalog:
-    """One process's compiled copy of the catalog, as of ``version``."""
+    """One process's compiled copy of the catalog, as of ``version``: each type's validator
+    (None: the type is known but has no schema)."""
 
     version: int = -1
-    entries: dict[str, Entry] = field(default_factory=dict)
+    entries: dict[str, Any | None] = field(default_factory=dict)
 
     def refusal(self, event_type: str, data: Any, require: bool) -> tuple[str, str] | None:
         """Why an event of ``event_type`` with ``data`` is refused (code, message), or None.
         With ``require``, a type must be in the catalog."""
-        entry = self.entries.get(event_type)
-        if entry is None:
+        if event_type not in self.entries:
             return ("unknown_event_type", f"type: {event_type} is not in the event-type "
                     "catalog, and this server accepts only the types it lists") if require \
                 else None
-        if entry.validator is not None and (why := mismatch(entry.validator, data)):
+        validator = self.entries[event_type]
+        if validator is not None and (why := mismatch(validator, data)):
             return "schema_mismatch", f"{why} (the schema of {event_type})"
         return None
 
 
-def catalog_of(version: int, rows: Iterable[tuple[str, Any, bool]]) -> Catalog:
-    """A catalog from stored rows (type, schema or None, deprecated)."""
-    return Catalog(version, {t: Entry(None if s is None else compiled(canonical(s)), bool(d))
-                             for t, s, d in rows})
+def catalog_of(version: int, rows: Iterable[tuple[str, Any]]) -> Catalog:
+    """A catalog from stored rows (type, schema or None)."""
+    return Catalog(version, {t: None if s is None else compiled(canonical(s)) for t, s in rows})
 
 
 class CatalogView:

@@ -16,7 +16,10 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store import Job
 
 log = logging.getLogger("dispatcher.tracing")
 
@@ -176,28 +179,27 @@ def _linked(parent: str | None) -> list[Any]:
     return [Link(context)] if context.is_valid else []
 
 
-def attempt_span(event_type: str, parent: str | None, attributes: dict[str, Any]
-                 ) -> contextlib.AbstractContextManager[Any]:
-    """The span of one delivery attempt, linked to ``parent`` (the accepting request's
-    ``traceparent``); nothing when tracing is off."""
+def attempt_span(job: Job) -> contextlib.AbstractContextManager[Any]:
+    """The span of one delivery attempt, linked to the span of the request that accepted
+    its event (``job.trace_context``); when tracing is off, a shared no-op (nothing is made
+    per attempt)."""
     if _tracer is None:
         return _NOTHING
-    return _attempt(event_type, parent, attributes)
+    return _attempt(job)
 
 
 @contextlib.contextmanager
-def _attempt(event_type: str, parent: str | None, attributes: dict[str, Any]) -> Iterator[Any]:
+def _attempt(job: Job) -> Iterator[Any]:
+    from opentelemetry.context import Context
     from opentelemetry.trace import SpanKind
 
-    # A root of its own, linked (not parented) to the request: an attempt may come days
-    # after the request ended, as a message consumer's span would.
-    with _tracer.start_as_current_span(f"deliver {event_type}", kind=SpanKind.PRODUCER,
-                                       links=_linked(parent), attributes=attributes,
-                                       context=_root()) as span:
+    attributes = {"dispatcher.delivery_id": job.delivery_id,
+                  "dispatcher.event_id": job.event_id,
+                  "dispatcher.subscription_id": job.subscription_id,
+                  "dispatcher.attempt": job.number}
+    # A root of its own (an empty context), linked, not parented, to the request: an
+    # attempt may come days after the request ended, as a message consumer's span would.
+    with _tracer.start_as_current_span(f"deliver {job.event_type}", kind=SpanKind.PRODUCER,
+                                       links=_linked(job.trace_context),
+                                       attributes=attributes, context=Context()) as span:
         yield span
-
-
-def _root() -> Any:
-    from opentelemetry.context import Context
-
-    return Context()

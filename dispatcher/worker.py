@@ -11,7 +11,6 @@ the lease runs out and another worker sends it again (at least once).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -37,7 +36,6 @@ from .store import AttemptRecord, Job, WorkQueue
 from .vocabulary import AttemptOutcome, DeliveryStatus
 
 log = logging.getLogger("dispatcher.worker")
-NO_SPAN = contextlib.nullcontext()  # tracing off: no attribute dict made per attempt
 
 
 class Worker:
@@ -285,10 +283,7 @@ class Worker:
                                  "subscription_id": job.subscription_id})
 
     async def _attempt_and_queue(self, job: Job) -> None:
-        with tracing.attempt_span(job.event_type, job.trace_context, {
-                "dispatcher.delivery_id": job.delivery_id, "dispatcher.event_id": job.event_id,
-                "dispatcher.subscription_id": job.subscription_id,
-                "dispatcher.attempt": job.number}) if tracing.active() else NO_SPAN:
+        with tracing.attempt_span(job):
             response = await send(
                 self.client, job.url, job.event_id, job.payload, job.keys,
                 job.headers if job.sequence is None

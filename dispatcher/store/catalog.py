@@ -38,7 +38,7 @@ class EventTypes(StoreBase):
         async with self.engine.connect() as conn, conn.begin():
             version = int(await conn.scalar(_VERSION) or 0)
             rows = (await conn.execute(
-                sa.select(_t.c.type, _t.c["schema"], _t.c.deprecated).where(LIVE))).all()
+                sa.select(_t.c.type, _t.c["schema"]).where(LIVE))).all()
         return catalog_of(version, [tuple(r) for r in rows])
 
     async def put_event_type(self, event_type: str, fields: dict[str, Any]

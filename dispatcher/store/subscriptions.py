@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import event_types, ids
-from .. import operational as notices
 from ..clock import utcnow
 from ..models import delivery_table, subscription_table
+from ..operational import disabled as disabled_notice
 from ..signing import generate_secret, scheme_of
 from ..vocabulary import DeliveryStatus, DisabledReason, SignatureScheme
 from . import operational, ordering
@@ -162,7 +162,7 @@ class Subscriptions(StoreBase):
                 elif not values["enabled"] and current.enabled:
                     values["disabled_reason"] = DisabledReason.MANUAL
                     await hold_pending(conn, [sub_id], now)
-                    await operational.publish(self.db, conn, [notices.disabled(
+                    await operational.publish(self.db, conn, [disabled_notice(
                         sub_id, current.tenant_id, DisabledReason.MANUAL)], now)
             if values.get("ordered") is False and current.ordered:
                 # No longer ordered: those waiting behind the head are all due now.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from .common import EXAMPLE_TIME, EXAMPLE_TYPE, Strict, Text, check_text
 
@@ -19,8 +19,6 @@ EXAMPLE_DATA = {"id": "in_1", "amount": 4200}
 
 
 class EventTypeIn(Strict):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
     description: Text = Field(default="", max_length=2000, description=DESCRIPTION_TEXT,
                               examples=["An invoice was paid in full."])
     # "schema" is pydantic's own attribute name: the field keeps the contract's name.
@@ -38,8 +36,6 @@ class EventTypeIn(Strict):
 
 
 class EventTypeOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
     type: str = Field(examples=[EXAMPLE_TYPE], description="the event type")
     description: str = Field(description=DESCRIPTION_TEXT)
     data_schema: dict[str, Any] | None = Field(alias="schema", description=SCHEMA_TEXT,
