@@ -157,13 +157,13 @@ class Worker:
                 self._longest_timeout = max(
                     [self._longest_timeout, *(j.timeout for j in jobs if j.timeout)])
                 claimed = len(jobs)
-                fresh = sum(job.number == 1 for job in jobs)
-                if fresh:
+                firsts = [job for job in jobs if job.number == 1]
+                fresh = len(firsts)
+                if firsts:
                     self._fresh_at = time.monotonic()
                     wall = utcnow()
                     self._retries.fresh_claimed([(wall - job.due_at).total_seconds()
-                                                 for job in jobs
-                                                 if job.number == 1 and job.due_at])
+                                                 for job in firsts if job.due_at])
                 # A claim full of retries may have left more due: claim again at once.
                 more = 0 < most < wanted and claimed - fresh >= most
                 if claimed:
